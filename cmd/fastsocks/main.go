@@ -1,0 +1,258 @@
+// Command fastsocks is the egress proxy for sandboxed processes: SOCKS5
+// (socks5h, hostnames only) on one or more listeners, a hostname allow/deny
+// policy, and a flow-controlled relay on an event loop.
+//
+// It turns flags into a policy, a dial pool and an engine, and handles
+// signals; everything else lives in the packages it wires together.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fastsocks/fastsocks/dial"
+	"github.com/fastsocks/fastsocks/engine"
+	"github.com/fastsocks/fastsocks/policy"
+)
+
+// version is set at build time with -ldflags "-X main.version=..."; if not,
+// the module version from the build info is used.
+var version = ""
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr, nil))
+}
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+type options struct {
+	listen, allow, deny   listFlag
+	allowFile, denyFile   listFlag
+	handshake, dialTO     time.Duration
+	idle, lifetime, drain time.Duration
+	loops, maxDials       int
+	logFormat, logLevel   string
+	showVersion           bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, *flag.FlagSet, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("fastsocks", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Var(&o.listen, "listen", "address to accept SOCKS5 clients on, HOST:PORT (repeatable; port 0 picks one) (default 127.0.0.1:1080)")
+	fs.Var(&o.allow, "allow", "hostname pattern to allow: example.com, *.example.com (one label), **.example.com (any depth) (repeatable)")
+	fs.Var(&o.deny, "deny", "hostname pattern to deny; deny wins over allow (repeatable)")
+	fs.Var(&o.allowFile, "allow-file", "file of allow patterns, one a line, # comments (repeatable)")
+	fs.Var(&o.denyFile, "deny-file", "file of deny patterns, one a line, # comments (repeatable)")
+	fs.DurationVar(&o.handshake, "handshake-timeout", engine.DefaultHandshakeTimeout, "time allowed for greeting and request")
+	fs.DurationVar(&o.dialTO, "dial-timeout", engine.DefaultDialTimeout, "time allowed to resolve and connect to a target")
+	fs.DurationVar(&o.idle, "idle-timeout", engine.DefaultIdleTimeout, "close a tunnel with no bytes either way for this long (0 = never)")
+	fs.DurationVar(&o.lifetime, "max-lifetime", engine.DefaultMaxLifetime, "close any tunnel this long after it opened (0 = never)")
+	fs.DurationVar(&o.drain, "drain-timeout", 10*time.Second, "on SIGINT/SIGTERM, time open tunnels get to finish")
+	fs.IntVar(&o.loops, "loops", runtime.GOMAXPROCS(0), "number of event loops")
+	fs.IntVar(&o.maxDials, "max-dials", dial.DefaultWorkers, "dials in flight at once")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return nil, fs, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fs, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+	}
+	if len(o.listen) == 0 {
+		o.listen = listFlag{"127.0.0.1:1080"}
+	}
+	switch {
+	case o.handshake <= 0:
+		return nil, fs, fmt.Errorf("--handshake-timeout must be positive, got %v", o.handshake)
+	case o.dialTO <= 0:
+		return nil, fs, fmt.Errorf("--dial-timeout must be positive, got %v", o.dialTO)
+	case o.idle < 0:
+		return nil, fs, fmt.Errorf("--idle-timeout must be 0 (never) or positive, got %v", o.idle)
+	case o.lifetime < 0:
+		return nil, fs, fmt.Errorf("--max-lifetime must be 0 (never) or positive, got %v", o.lifetime)
+	case o.drain < 0:
+		return nil, fs, fmt.Errorf("--drain-timeout must be 0 or positive, got %v", o.drain)
+	case o.loops <= 0:
+		return nil, fs, fmt.Errorf("--loops must be at least 1, got %d", o.loops)
+	case o.maxDials <= 0:
+		return nil, fs, fmt.Errorf("--max-dials must be at least 1, got %d", o.maxDials)
+	}
+	return o, fs, nil
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// readPatterns reads one pattern a line; blank lines and # comments are
+// skipped. Each pattern is checked here so the error names file and line.
+func readPatterns(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		p := sc.Text()
+		if i := strings.IndexByte(p, '#'); i >= 0 {
+			p = p[:i]
+		}
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if err := policy.ValidatePattern(p); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
+		}
+		out = append(out, p)
+	}
+	return out, sc.Err()
+}
+
+func buildPolicy(o *options) (*policy.Policy, error) {
+	allow := append([]string(nil), o.allow...)
+	deny := append([]string(nil), o.deny...)
+	for _, f := range o.allowFile {
+		ps, err := readPatterns(f)
+		if err != nil {
+			return nil, fmt.Errorf("--allow-file: %w", err)
+		}
+		allow = append(allow, ps...)
+	}
+	for _, f := range o.denyFile {
+		ps, err := readPatterns(f)
+		if err != nil {
+			return nil, fmt.Errorf("--deny-file: %w", err)
+		}
+		deny = append(deny, ps...)
+	}
+	return policy.New(allow, deny)
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// run is main without os.Exit, for tests: it returns the exit code. If
+// ready is non-nil it receives the engine once listening.
+func run(args []string, stderr io.Writer, ready chan<- *engine.Engine) int {
+	o, _, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "fastsocks:", err)
+		return 2
+	}
+	if o.showVersion {
+		fmt.Fprintln(stderr, "fastsocks", versionString())
+		return 0
+	}
+	log, err := newLogger(stderr, o.logFormat, o.logLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, "fastsocks:", err)
+		return 2
+	}
+	pol, err := buildPolicy(o)
+	if err != nil {
+		fmt.Fprintln(stderr, "fastsocks:", err)
+		return 2
+	}
+	if len(pol.Allow()) == 0 {
+		log.Warn("the allow list is empty: every request will be refused; add --allow PATTERN or --allow-file FILE")
+	}
+	never := func(d time.Duration) time.Duration {
+		if d == 0 {
+			return -1
+		}
+		return d
+	}
+	pool := dial.New(dial.Config{Workers: o.maxDials, Timeout: o.dialTO})
+	defer pool.Close()
+	e, err := engine.Start(engine.Config{
+		Listen:           o.listen,
+		Loops:            o.loops,
+		Policy:           pol,
+		Dialer:           pool,
+		HandshakeTimeout: o.handshake,
+		DialTimeout:      o.dialTO,
+		IdleTimeout:      never(o.idle),
+		MaxLifetime:      never(o.lifetime),
+		Logger:           log,
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "fastsocks:", err)
+		return 2
+	}
+	for _, a := range e.Addrs() {
+		log.Info("listening on "+a.String(), "loops", o.loops, "allow", len(pol.Allow()), "deny", len(pol.Deny()))
+		if ap, err := netip.ParseAddrPort(a.String()); err == nil && !ap.Addr().IsLoopback() {
+			log.Warn("listener is not on a loopback address and has no authentication: anyone who can reach it can use this proxy; firewall it or listen on 127.0.0.1", "addr", a.String())
+		}
+	}
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	if ready != nil {
+		ready <- e
+	}
+	sig := <-sigs
+	st := e.Stats()
+	log.Info("draining: no new connections; open tunnels get time to finish", "signal", sig.String(), "open", st.Active, "drain_timeout", o.drain)
+	ctx, cancel := context.WithTimeout(context.Background(), o.drain)
+	defer cancel()
+	go func() {
+		// A second signal cuts the drain short.
+		select {
+		case <-sigs:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err = e.Shutdown(ctx)
+	st = e.Stats()
+	if err != nil {
+		log.Warn("drain timeout passed: remaining tunnels closed", "accepted", st.Accepted, "refused", st.Refused)
+	} else {
+		log.Info("stopped", "accepted", st.Accepted, "refused", st.Refused, "bytes_up", st.BytesUp, "bytes_down", st.BytesDown)
+	}
+	return 0
+}

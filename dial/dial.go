@@ -1,0 +1,350 @@
+//go:build unix
+
+// Package dial is fastsocks' asynchronous dial pool: a bounded set of worker
+// goroutines that resolve a hostname and connect to it (with happy eyeballs
+// for dual-stack names) within a deadline, and hand the connected socket back
+// as a raw, non-blocking, close-on-exec file descriptor.
+//
+// It knows nothing of SOCKS5, HTTP or event loops: callers pass a completion
+// func and decide for themselves how to get the result to where it is used
+// (the engine wraps it in its loop's Trigger). Policy checks on the hostname
+// happen before a dial is asked for; this package only dials.
+package dial
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Defaults used when a Config field is zero.
+const (
+	DefaultWorkers = 512
+	DefaultTimeout = 10 * time.Second
+)
+
+// Kind classifies a dial failure so front ends can answer in their own
+// protocol (a SOCKS5 REP code, an HTTP status) without parsing errors.
+type Kind uint8
+
+// Failure kinds.
+const (
+	KindOther           Kind = iota // anything not listed below
+	KindRefused                     // the target answered with a reset (ECONNREFUSED)
+	KindNetUnreachable              // ENETUNREACH
+	KindHostUnreachable             // EHOSTUNREACH, or the name did not resolve for a reason other than "no such host"
+	KindNoSuchHost                  // the resolver says the name does not exist
+	KindTimeout                     // the dial deadline passed (resolve + connect)
+	KindCanceled                    // the caller canceled the dial
+	KindQueueFull                   // the pool's queue was full; nothing was attempted
+	KindClosed                      // the pool is closed
+)
+
+var kindNames = [...]string{
+	KindOther:           "other",
+	KindRefused:         "refused",
+	KindNetUnreachable:  "network-unreachable",
+	KindHostUnreachable: "host-unreachable",
+	KindNoSuchHost:      "no-such-host",
+	KindTimeout:         "timeout",
+	KindCanceled:        "canceled",
+	KindQueueFull:       "queue-full",
+	KindClosed:          "closed",
+}
+
+// String returns a short token for logs and metrics labels.
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Error is a failed dial: its Kind and the underlying cause.
+type Error struct {
+	Kind Kind
+	Host string
+	Port uint16
+	Err  error
+}
+
+func (e *Error) Error() string {
+	return "dial " + net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port))) + ": " + e.Kind.String() + ": " + e.Err.Error()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// KindOf returns the Kind of a dial error (KindOther for errors not from
+// this package).
+func KindOf(err error) Kind {
+	var de *Error
+	if errors.As(err, &de) {
+		return de.Kind
+	}
+	return KindOther
+}
+
+// Sentinel causes for failures that happen before any network activity.
+var (
+	ErrQueueFull = errors.New("dial queue full (raise --max-dials or lower the load)")
+	ErrClosed    = errors.New("dial pool closed")
+)
+
+// Conn is a connected socket handed to the caller, who owns FD from then on
+// and must close it.
+type Conn struct {
+	FD     int            // non-blocking, close-on-exec
+	Local  netip.AddrPort // the socket's bound address (what SOCKS5 replies carry)
+	Remote netip.AddrPort // the address actually connected to
+}
+
+// Config sets up a Pool. The zero value is usable.
+type Config struct {
+	// Workers bounds the number of dials in flight at once. Zero means
+	// DefaultWorkers.
+	Workers int
+	// Queue bounds the number of dials waiting for a worker; a dial asked
+	// for when the queue is full fails at once with KindQueueFull. Zero
+	// means 4 x Workers.
+	Queue int
+	// Timeout bounds each dial from the moment it is asked for: queueing,
+	// resolving and connecting together. Zero means DefaultTimeout.
+	Timeout time.Duration
+	// Resolver resolves target names. If nil, net.DefaultResolver is used.
+	Resolver *net.Resolver
+	// Control, if non-nil, is called for each address the dialer is about
+	// to connect to, after the socket is created and before connect; an
+	// error refuses that address. See net.Dialer.ControlContext.
+	Control func(ctx context.Context, network, address string, c syscall.RawConn) error
+}
+
+// Pool is an asynchronous dial pool. Its methods are safe for concurrent use.
+type Pool struct {
+	timeout time.Duration
+	dialer  net.Dialer
+	queue   chan *Job
+	sem     chan struct{}
+	ctx     context.Context
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	closed  atomic.Bool
+	mu      sync.Mutex // guards wg.Add against Close's Wait
+}
+
+// New returns a Pool. Workers start on demand and exit when idle, so an
+// idle pool holds no goroutines.
+func New(cfg Config) *Pool {
+	if cfg.Workers <= 0 {
+		cfg.Workers = DefaultWorkers
+	}
+	if cfg.Queue <= 0 {
+		cfg.Queue = 4 * cfg.Workers
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	return &Pool{
+		timeout: cfg.Timeout,
+		dialer: net.Dialer{
+			Resolver:       cfg.Resolver,
+			ControlContext: cfg.Control,
+		},
+		queue: make(chan *Job, cfg.Queue),
+		sem:   make(chan struct{}, cfg.Workers),
+		ctx:   ctx,
+		stop:  stop,
+	}
+}
+
+// Timeout returns the per-dial deadline the pool applies.
+func (p *Pool) Timeout() time.Duration { return p.timeout }
+
+// QueueLen returns the number of dials waiting for a worker.
+func (p *Pool) QueueLen() int { return len(p.queue) }
+
+// Job is one dial asked of the pool.
+type Job struct {
+	host   string
+	port   uint16
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   func(Conn, error)
+}
+
+// Cancel abandons the dial. done is still called exactly once (with a
+// KindCanceled error, or with a Conn if the connect won the race, which the
+// caller must then close).
+func (j *Job) Cancel() { j.cancel() }
+
+// Dial asks for host:port to be dialed. On success done is later called
+// exactly once, from a pool goroutine, with either a Conn or an *Error. If
+// the queue is full or the pool closed, Dial returns an *Error at once and
+// done is never called.
+func (p *Pool) Dial(host string, port uint16, done func(Conn, error)) (*Job, error) {
+	if p.closed.Load() {
+		return nil, &Error{Kind: KindClosed, Host: host, Port: port, Err: ErrClosed}
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, p.timeout)
+	j := &Job{host: host, port: port, ctx: ctx, cancel: cancel, done: done}
+	select {
+	case p.queue <- j:
+	default:
+		cancel()
+		return nil, &Error{Kind: KindQueueFull, Host: host, Port: port, Err: ErrQueueFull}
+	}
+	p.spawn()
+	return j, nil
+}
+
+// spawn starts a worker if fewer than Workers are running.
+func (p *Pool) spawn() {
+	select {
+	case p.sem <- struct{}{}:
+	default:
+		return // every worker slot is busy; a running worker will take the job
+	}
+	p.mu.Lock()
+	p.wg.Add(1)
+	p.mu.Unlock()
+	go p.worker()
+}
+
+// worker runs queued jobs until the queue is empty, then exits. Before
+// exiting it releases its slot and looks at the queue once more, so a job
+// queued while every slot was held is never stranded.
+func (p *Pool) worker() {
+	defer p.wg.Done()
+	for {
+		for {
+			var j *Job
+			select {
+			case j = <-p.queue:
+			default:
+			}
+			if j == nil {
+				break
+			}
+			p.run(j)
+		}
+		<-p.sem
+		if len(p.queue) == 0 {
+			return
+		}
+		select {
+		case p.sem <- struct{}{}:
+		default:
+			return // another worker holds the slot and will see the job
+		}
+	}
+}
+
+func (p *Pool) run(j *Job) {
+	defer j.cancel()
+	c, err := p.connect(j)
+	if err != nil {
+		j.done(Conn{FD: -1}, err)
+		return
+	}
+	j.done(c, nil)
+}
+
+func (p *Pool) connect(j *Job) (Conn, error) {
+	if err := j.ctx.Err(); err != nil {
+		return Conn{FD: -1}, p.fail(j, err)
+	}
+	nc, err := p.dialer.DialContext(j.ctx, "tcp", net.JoinHostPort(j.host, strconv.Itoa(int(j.port))))
+	if err != nil {
+		return Conn{FD: -1}, p.fail(j, err)
+	}
+	tc := nc.(*net.TCPConn)
+	defer tc.Close()
+	c := Conn{
+		FD:     -1,
+		Local:  tc.LocalAddr().(*net.TCPAddr).AddrPort(),
+		Remote: tc.RemoteAddr().(*net.TCPAddr).AddrPort(),
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return c, p.fail(j, err)
+	}
+	var derr error
+	if err := rc.Control(func(fd uintptr) {
+		// The duplicate shares the socket and its O_NONBLOCK flag; closing
+		// tc afterwards leaves the socket open through the duplicate.
+		c.FD, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return c, p.fail(j, err)
+	}
+	if derr != nil {
+		c.FD = -1
+		return c, p.fail(j, os.NewSyscallError("fcntl(F_DUPFD_CLOEXEC)", derr))
+	}
+	return c, nil
+}
+
+func (p *Pool) fail(j *Job, err error) error {
+	k := classify(err)
+	if k == KindCanceled && p.closed.Load() {
+		k = KindClosed
+	}
+	return &Error{Kind: k, Host: j.host, Port: j.port, Err: err}
+}
+
+// classify maps a dial error to a Kind.
+func classify(err error) Kind {
+	var dnsErr *net.DNSError
+	switch {
+	case errors.Is(err, context.Canceled):
+		return KindCanceled
+	case errors.As(err, &dnsErr):
+		switch {
+		case dnsErr.IsNotFound:
+			return KindNoSuchHost
+		case dnsErr.IsTimeout:
+			return KindTimeout
+		}
+		return KindHostUnreachable
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return KindRefused
+	case errors.Is(err, syscall.ENETUNREACH):
+		return KindNetUnreachable
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		return KindHostUnreachable
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ETIMEDOUT), os.IsTimeout(err):
+		return KindTimeout
+	}
+	return KindOther
+}
+
+// Close cancels every queued and in-flight dial and waits for the workers
+// to finish. Each accepted job's done is still called exactly once.
+func (p *Pool) Close() {
+	if p.closed.Swap(true) {
+		return
+	}
+	p.stop()
+	// Run what is still queued (each fails fast on the canceled context)
+	// so every done is called.
+	p.spawn()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.wg.Wait()
+	for {
+		select {
+		case j := <-p.queue:
+			p.run(j)
+		default:
+			return
+		}
+	}
+}
