@@ -48,6 +48,9 @@ func Start(cfg Config) (*Engine, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
+	if err := initRuntimePoller(); err != nil {
+		return nil, err
+	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, pool: cfg.Dialer}
 	e.policy.Store(cfg.Policy)
 	e.tick = cfg.tickFor()
@@ -101,6 +104,21 @@ func Start(cfg Config) (*Engine, error) {
 		go l.run()
 	}
 	return e, nil
+}
+
+// initRuntimePoller makes the Go runtime create its own epoll instance now.
+// The runtime does that lazily, on the first pollable file or timer, and
+// aborts the whole process if it cannot get a descriptor then. The engine
+// does its I/O with raw syscalls, so without this the first timer could
+// come at a moment the proxy is out of descriptors, and crash it.
+func initRuntimePoller() error {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("engine: start: %w", err)
+	}
+	r.Close()
+	w.Close()
+	return nil
 }
 
 // bindAll opens one SO_REUSEPORT listening socket per loop for each listen

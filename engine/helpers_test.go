@@ -342,3 +342,7 @@ func fdList() string {
 	}
 	return b.String()
 }
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}

@@ -44,7 +44,6 @@ type loop struct {
 	tick   uint32
 	wheel  wheel
 	free   [][]byte // pending buffers ready for reuse
-	ready  []*side  // sides with unread input left after their read budget
 	stash  []byte   // 8-byte scratch for timerfd reads
 	ans    [64]byte // scratch for protocol answers (buf may hold the input)
 
@@ -61,9 +60,7 @@ type loop struct {
 	wake    bool
 	stopped bool
 
-	readyQueued bool
-	drainFn     queue.Func
-	readyFn     queue.Func
+	drainFn queue.Func
 }
 
 func newLoop(e *Engine, id int) (*loop, error) {
@@ -81,7 +78,6 @@ func newLoop(e *Engine, id int) (*loop, error) {
 		tfd:    -1,
 	}
 	l.drainFn = l.drainInbox
-	l.readyFn = l.runReady
 	tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
 	if err != nil {
 		p.Close()
@@ -365,32 +361,13 @@ func (l *loop) putBuf(b []byte) {
 	}
 }
 
-// schedule queues s to be read again after this pass of events.
-func (l *loop) schedule(s *side) {
-	if s.queued {
-		return
+// yield asks epoll to report s again after the other descriptors ready
+// now: EPOLL_CTL_MOD on an edge-triggered descriptor re-checks readiness
+// and queues an event if input is waiting. A side that used its read
+// budget yields this way, so one busy tunnel cannot starve its loop.
+func (l *loop) yield(s *side) {
+	l.pa.FD = s.fd
+	if err := l.poller.ModReadWrite(&l.pa, true); err != nil {
+		l.abort(s.t, err)
 	}
-	s.queued = true
-	l.ready = append(l.ready, s)
-	if !l.readyQueued {
-		l.readyQueued = true
-		_ = l.poller.Trigger(queue.LowPriority, l.readyFn, nil)
-	}
-}
-
-func (l *loop) runReady(any) error {
-	l.readyQueued = false
-	work := l.ready
-	l.ready = nil
-	for i, s := range work {
-		work[i] = nil
-		s.queued = false
-		if s.t.state != stateClosed && s.fd >= 0 {
-			l.onReadable(s)
-		}
-	}
-	if l.ready == nil {
-		l.ready = work[:0]
-	}
-	return nil
 }

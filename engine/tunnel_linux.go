@@ -44,10 +44,10 @@ type side struct {
 	out      []byte // pending output, from the loop's pool; nil when none
 	off      int    // written prefix of out
 	readable bool   // edge-triggered: input may be waiting
+	hup      bool   // the peer shut down or failed: read until EOF or error
 	paused   bool   // reading stopped: the peer's pending output is at the high watermark
 	eof      bool   // read returned 0
 	shutWr   bool   // shutdown(SHUT_WR) done
-	queued   bool   // in the loop's ready list
 }
 
 func (s *side) pending() int { return len(s.out) - s.off }
@@ -115,6 +115,11 @@ func (l *loop) onSide(s *side, ev netpoll.IOEvent) {
 	t := s.t
 	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		s.readable = true
+		if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			// A short read no longer means drained: the EOF or error
+			// behind the data raises no further edge.
+			s.hup = true
+		}
 	}
 	if ev&unix.EPOLLOUT != 0 && s.pending() > 0 {
 		if !l.flush(s) {
@@ -131,7 +136,7 @@ func (l *loop) onSide(s *side, ev netpoll.IOEvent) {
 			return
 		}
 	}
-	if s.readable && !s.queued {
+	if s.readable {
 		l.onReadable(s)
 	}
 }
@@ -165,7 +170,7 @@ func (l *loop) readHandshake(t *tunnel) {
 			l.closeTunnel(t, false)
 			return
 		}
-		if n < len(l.buf) {
+		if n < len(l.buf) && !c.hup {
 			c.readable = false
 		}
 		data := l.buf[:n]
@@ -235,7 +240,7 @@ func (l *loop) relayRead(src *side) {
 			return
 		}
 		if budget == 0 {
-			l.schedule(src)
+			l.yield(src)
 			return
 		}
 		room := len(l.buf)
@@ -274,7 +279,7 @@ func (l *loop) relayRead(src *side) {
 		if !l.send(dst, l.buf[:n]) {
 			return
 		}
-		if n < room {
+		if n < room && !src.hup {
 			// Short read: the socket is drained (any byte arriving later
 			// raises a new edge).
 			src.readable = false
@@ -464,7 +469,7 @@ func (l *loop) drainClosing(t *tunnel) {
 	c := &t.c
 	for i := 0; c.readable; i++ {
 		if i == readBudget {
-			l.schedule(c)
+			l.yield(c)
 			return
 		}
 		n, err := unix.Read(c.fd, l.buf)
@@ -478,7 +483,7 @@ func (l *loop) drainClosing(t *tunnel) {
 			l.closeTunnel(t, false)
 			return
 		}
-		if n < len(l.buf) {
+		if n < len(l.buf) && !c.hup {
 			c.readable = false
 		}
 	}
@@ -534,7 +539,7 @@ func (l *loop) onDialed(t *tunnel, c dial.Conn, err error) {
 	if t.u.pending() > 0 && !l.flush(&t.u) {
 		return
 	}
-	if t.c.readable && !t.c.queued {
+	if t.c.readable {
 		l.relayRead(&t.c)
 	}
 }
