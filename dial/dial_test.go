@@ -233,7 +233,7 @@ func TestBoundedWorkersAndQueue(t *testing.T) {
 	if done.Load() != int32(accepted) {
 		t.Fatalf("done called %d times for %d dials", done.Load(), accepted)
 	}
-	if _, err := p.Dial("127.0.0.1", 9,  func(Conn, error) {}); KindOf(err) != KindClosed {
+	if _, err := p.Dial("127.0.0.1", 9, func(Conn, error) {}); KindOf(err) != KindClosed {
 		t.Fatalf("dial after Close: %v", err)
 	}
 	deadline = time.Now().Add(5 * time.Second)
