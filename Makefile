@@ -20,7 +20,8 @@ build:
 run: build
 	@echo "fastsocks on $(LISTEN); try:"
 	@echo "  curl --proxy socks5h://$(LISTEN) https://github.com/"
-	@echo "  ALL_PROXY=socks5h://$(LISTEN) <your tool>"
+	@echo "  ALL_PROXY=socks5h://$(LISTEN) <tool>      (SOCKS5)"
+	@echo "  HTTPS_PROXY=http://$(LISTEN) <tool>       (HTTP CONNECT, same port)"
 	./$(BIN) --listen $(LISTEN) $(foreach p,$(RUN_ALLOW),--allow $(p))
 
 # deps installs what the tests need on a fresh machine: the Go modules and

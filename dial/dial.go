@@ -5,6 +5,12 @@
 // for dual-stack names) within a deadline, and hand the connected socket back
 // as a raw, non-blocking, close-on-exec file descriptor.
 //
+// With an upstream (corporate) HTTP proxy configured, a worker instead
+// connects to the proxy and opens the tunnel with an HTTP CONNECT, sending
+// the target name unresolved, unless the target is on the NO_PROXY list.
+// The package parses the upstream and NO_PROXY settings; the CONNECT wire
+// format itself is proto/httpconnect's.
+//
 // It knows nothing of SOCKS5, HTTP or event loops: callers pass a completion
 // func and decide for themselves how to get the result to where it is used
 // (the engine wraps it in its loop's Trigger). Policy checks on the hostname
@@ -43,10 +49,19 @@ const (
 	KindNetUnreachable              // ENETUNREACH
 	KindHostUnreachable             // EHOSTUNREACH, or the name did not resolve for a reason other than "no such host"
 	KindNoSuchHost                  // the resolver says the name does not exist
-	KindTimeout                     // the dial deadline passed (resolve + connect)
+	KindTimeout                     // the dial deadline passed (resolve + connect, + the upstream CONNECT exchange)
 	KindCanceled                    // the caller canceled the dial
 	KindQueueFull                   // the pool's queue was full; nothing was attempted
 	KindClosed                      // the pool is closed
+
+	// Answers of the upstream proxy to the CONNECT. When the upstream
+	// itself cannot be reached, the kinds above are used (refused,
+	// unreachable, timeout...) and the error text names the upstream.
+
+	KindUpstreamDenied      // the upstream answered 403
+	KindUpstreamAuth        // the upstream answered 407 (or 401): it wants other credentials
+	KindUpstreamUnavailable // the upstream answered 502, 503 or 504
+	KindUpstreamProtocol    // a malformed or truncated answer, a head over 8 KiB, or any other non-2xx status
 )
 
 var kindNames = [...]string{
@@ -59,6 +74,11 @@ var kindNames = [...]string{
 	KindCanceled:        "canceled",
 	KindQueueFull:       "queue-full",
 	KindClosed:          "closed",
+
+	KindUpstreamDenied:      "upstream-denied",
+	KindUpstreamAuth:        "upstream-auth",
+	KindUpstreamUnavailable: "upstream-unavailable",
+	KindUpstreamProtocol:    "upstream-protocol",
 }
 
 // String returns a short token for logs and metrics labels.
@@ -71,10 +91,11 @@ func (k Kind) String() string {
 
 // Error is a failed dial: its Kind and the underlying cause.
 type Error struct {
-	Kind Kind
-	Host string
-	Port uint16
-	Err  error
+	Kind     Kind
+	Host     string
+	Port     uint16
+	Upstream bool // the dial went through the upstream proxy
+	Err      error
 }
 
 func (e *Error) Error() string {
@@ -104,7 +125,14 @@ var (
 type Conn struct {
 	FD     int            // non-blocking, close-on-exec
 	Local  netip.AddrPort // the socket's bound address (what SOCKS5 replies carry)
-	Remote netip.AddrPort // the address actually connected to
+	Remote netip.AddrPort // the address actually connected to (the upstream proxy's, if chained)
+	// Early holds bytes the upstream proxy sent after the blank line that
+	// ends its CONNECT answer. They are the first bytes of the tunnel, sent
+	// by the target, and must reach the client before anything read from
+	// FD. Nil for direct dials and when there were none.
+	Early []byte
+	// Upstream is true if the tunnel goes through the upstream proxy.
+	Upstream bool
 }
 
 // Config sets up a Pool. The zero value is usable.
@@ -117,27 +145,39 @@ type Config struct {
 	// means 4 x Workers.
 	Queue int
 	// Timeout bounds each dial from the moment it is asked for: queueing,
-	// resolving and connecting together. Zero means DefaultTimeout.
+	// resolving and connecting together, and the CONNECT exchange when
+	// chained through an upstream proxy. Zero means DefaultTimeout.
 	Timeout time.Duration
 	// Resolver resolves target names. If nil, net.DefaultResolver is used.
 	Resolver *net.Resolver
 	// Control, if non-nil, is called for each address the dialer is about
 	// to connect to, after the socket is created and before connect; an
-	// error refuses that address. See net.Dialer.ControlContext.
+	// error refuses that address. See net.Dialer.ControlContext. With an
+	// upstream proxy, the addresses are the proxy's.
 	Control func(ctx context.Context, network, address string, c syscall.RawConn) error
+	// Upstream, if non-nil, is an HTTP proxy that dials go through with
+	// CONNECT, unless NoProxy bypasses the target. The target name is sent
+	// to it unresolved; the exchange runs in a worker within Timeout. If
+	// nil, every dial is direct.
+	Upstream *Upstream
+	// NoProxy lists the targets that go direct although Upstream is set.
+	// It is not consulted when Upstream is nil.
+	NoProxy NoProxy
 }
 
 // Pool is an asynchronous dial pool. Its methods are safe for concurrent use.
 type Pool struct {
-	timeout time.Duration
-	dialer  net.Dialer
-	queue   chan *Job
-	sem     chan struct{}
-	ctx     context.Context
-	stop    context.CancelFunc
-	wg      sync.WaitGroup
-	closed  atomic.Bool
-	mu      sync.Mutex // guards wg.Add against Close's Wait
+	timeout  time.Duration
+	upstream *Upstream
+	noProxy  NoProxy
+	dialer   net.Dialer
+	queue    chan *Job
+	sem      chan struct{}
+	ctx      context.Context
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
+	closed   atomic.Bool
+	mu       sync.Mutex // guards wg.Add against Close's Wait
 }
 
 // New returns a Pool. Workers start on demand and exit when idle, so an
@@ -154,7 +194,9 @@ func New(cfg Config) *Pool {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	return &Pool{
-		timeout: cfg.Timeout,
+		timeout:  cfg.Timeout,
+		upstream: cfg.Upstream,
+		noProxy:  cfg.NoProxy,
 		dialer: net.Dialer{
 			Resolver:       cfg.Resolver,
 			ControlContext: cfg.Control,
@@ -262,17 +304,24 @@ func (p *Pool) connect(j *Job) (Conn, error) {
 	if err := j.ctx.Err(); err != nil {
 		return Conn{FD: -1}, p.fail(j, err)
 	}
+	if p.upstream != nil && !p.noProxy.Bypass(j.host, j.port) {
+		return p.chain(j)
+	}
 	nc, err := p.dialer.DialContext(j.ctx, "tcp", net.JoinHostPort(j.host, strconv.Itoa(int(j.port))))
 	if err != nil {
 		return Conn{FD: -1}, p.fail(j, err)
 	}
 	tc := nc.(*net.TCPConn)
 	defer tc.Close()
-	c := Conn{
-		FD:     -1,
-		Local:  tc.LocalAddr().(*net.TCPAddr).AddrPort(),
-		Remote: tc.RemoteAddr().(*net.TCPAddr).AddrPort(),
-	}
+	return p.handOver(j, tc, Conn{})
+}
+
+// handOver fills c's addresses and descriptor from tc, a connected socket
+// the caller closes afterwards.
+func (p *Pool) handOver(j *Job, tc *net.TCPConn, c Conn) (Conn, error) {
+	c.FD = -1
+	c.Local = tc.LocalAddr().(*net.TCPAddr).AddrPort()
+	c.Remote = tc.RemoteAddr().(*net.TCPAddr).AddrPort()
 	rc, err := tc.SyscallConn()
 	if err != nil {
 		return c, p.fail(j, err)
@@ -293,7 +342,10 @@ func (p *Pool) connect(j *Job) (Conn, error) {
 }
 
 func (p *Pool) fail(j *Job, err error) error {
-	k := classify(err)
+	return p.failKind(j, classify(err), err)
+}
+
+func (p *Pool) failKind(j *Job, k Kind, err error) error {
 	if k == KindCanceled && p.closed.Load() {
 		k = KindClosed
 	}

@@ -69,6 +69,11 @@ type Config struct {
 	// Linger bounds the wait for a refused client to take its answer.
 	// Zero means DefaultLinger.
 	Linger time.Duration
+	// handoff makes one loop accept for all and hand connections out
+	// round-robin, instead of a SO_REUSEPORT listener per loop. It exists
+	// to measure the two against each other (BenchmarkAccept).
+	handoff bool
+
 	// Logger receives one line per refused request and per listener
 	// event. If nil, slog.Default() is used.
 	Logger *slog.Logger

@@ -131,7 +131,11 @@ func (e *Engine) bindAll() error {
 		if err != nil {
 			return err
 		}
-		for _, l := range e.loops {
+		loops := e.loops
+		if e.cfg.handoff {
+			loops = loops[:1]
+		}
+		for _, l := range loops {
 			fd, bound, err := listenTCP(ap)
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w", addr, err)

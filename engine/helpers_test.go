@@ -295,6 +295,22 @@ func blockingResolver(canceled chan<- error) *net.Resolver {
 	}
 }
 
+// hangingResolver blocks every lookup until its context ends, signalling
+// started once.
+func hangingResolver(started chan<- struct{}) *net.Resolver {
+	return &net.Resolver{
+		PreferGo: true,
+		Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
+			select {
+			case started <- struct{}{}:
+			default:
+			}
+			<-ctx.Done()
+			return nil, ctx.Err()
+		},
+	}
+}
+
 // failingResolver fails every DNS exchange at once.
 func failingResolver() *net.Resolver {
 	return &net.Resolver{

@@ -45,7 +45,7 @@ type loop struct {
 	wheel  wheel
 	free   [][]byte // pending buffers ready for reuse
 	stash  []byte   // 8-byte scratch for timerfd reads
-	ans    [64]byte // scratch for protocol answers (buf may hold the input)
+	ans    []byte   // scratch for protocol answers (buf may hold the input)
 
 	// counters, read by Engine.Stats from other goroutines
 	accepted, refused  atomic.Uint64
@@ -61,6 +61,7 @@ type loop struct {
 	stopped bool
 
 	drainFn queue.Func
+	next    int // handoff round-robin position
 }
 
 func newLoop(e *Engine, id int) (*loop, error) {
@@ -75,6 +76,7 @@ func newLoop(e *Engine, id int) (*loop, error) {
 		buf:    make([]byte, readBufferSize),
 		wheel:  newWheel(1024),
 		stash:  make([]byte, 8),
+		ans:    make([]byte, 0, 1024),
 		tfd:    -1,
 	}
 	l.drainFn = l.drainInbox
@@ -299,7 +301,30 @@ func (l *loop) accept(ln *listener) {
 			ln.burst = false
 			l.e.log.Info("accept resumed", "listener", ln.addr)
 		}
+		if l.e.cfg.handoff {
+			l.handOff(fd, addrPortOf(sa))
+			continue
+		}
 		l.open(fd, addrPortOf(sa))
+	}
+}
+
+// handOff gives an accepted connection to the next loop, round-robin.
+func (l *loop) handOff(fd int, client netip.AddrPort) {
+	l.next = (l.next + 1) % len(l.e.loops)
+	to := l.e.loops[l.next]
+	if to == l {
+		l.open(fd, client)
+		return
+	}
+	if !to.post(func(to *loop) {
+		if to.isStopped() {
+			unix.Close(fd)
+			return
+		}
+		to.open(fd, client)
+	}) {
+		unix.Close(fd)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/netip"
 
-	"github.com/fastsocks/fastsocks/dial"
 	"github.com/fastsocks/fastsocks/proto/socks5"
 )
 
@@ -55,42 +54,8 @@ func (l *loop) socksHandshake(t *tunnel, data []byte) int {
 		l.refuseWith(t, socks5.AppendReply(l.ans[:0], rep, netipZero))
 		return used
 	}
-	host := string(req.Host)
-	d := l.e.policy.Load().Decide(host)
-	if !d.Allowed {
-		l.e.log.Info("request refused", "client", t.client, "front_end", "socks5",
-			"host", host, "port", req.Port, "reason", d.Reason(), "rule", d.String())
-		l.refuseWith(t, socks5.AppendReply(l.ans[:0], socks5.RepNotAllowed, netipZero))
-		return used
-	}
-	l.startDial(t, host, req.Port)
+	l.request(t, string(req.Host), req.Port)
 	return used
-}
-
-// connected answers the client once its target is connected.
-func (l *loop) connected(t *tunnel, c dial.Conn) bool {
-	return l.send(&t.c, socks5.AppendReply(l.ans[:0], socks5.RepSucceeded, c.Local))
-}
-
-// dialFailed answers a failed dial in the client's protocol and closes.
-func (l *loop) dialFailed(t *tunnel, err error) {
-	kind := dial.KindOf(err)
-	l.e.log.Info("request refused", "client", t.client, "front_end", "socks5",
-		"host", t.host, "port", t.port, "reason", "dial-"+kind.String(), "err", err.Error())
-	l.refuseWith(t, socks5.AppendReply(l.ans[:0], socksRep(kind), netipZero))
-}
-
-// socksRep maps a dial failure to its SOCKS5 reply code.
-func socksRep(k dial.Kind) socks5.ReplyCode {
-	switch k {
-	case dial.KindRefused:
-		return socks5.RepConnectionRefused
-	case dial.KindNetUnreachable:
-		return socks5.RepNetworkUnreachable
-	case dial.KindHostUnreachable, dial.KindNoSuchHost, dial.KindTimeout:
-		return socks5.RepHostUnreachable
-	}
-	return socks5.RepGeneralFailure
 }
 
 var netipZero netip.AddrPort

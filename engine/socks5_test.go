@@ -168,6 +168,11 @@ func TestSocksRepMapping(t *testing.T) {
 		dial.KindTimeout:         socks5.RepHostUnreachable,
 		dial.KindOther:           socks5.RepGeneralFailure,
 		dial.KindQueueFull:       socks5.RepGeneralFailure,
+		// Through an upstream proxy: 403, 407, 502-504, anything else.
+		dial.KindUpstreamDenied:      socks5.RepNotAllowed,
+		dial.KindUpstreamAuth:        socks5.RepGeneralFailure,
+		dial.KindUpstreamUnavailable: socks5.RepHostUnreachable,
+		dial.KindUpstreamProtocol:    socks5.RepGeneralFailure,
 	}
 	for k, want := range cases {
 		if got := socksRep(k); got != want {

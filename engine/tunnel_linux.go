@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"context"
+	"log/slog"
 	"net/netip"
 	"time"
 
@@ -28,6 +30,7 @@ type frontEnd uint8
 const (
 	feUnknown frontEnd = iota
 	feSOCKS5
+	feHTTP
 )
 
 // readBudget caps the reads done for one side per wakeup, so one busy
@@ -69,7 +72,8 @@ type tunnel struct {
 	wprev, wnext *tunnel
 	wslot        int32
 
-	up, down uint64
+	up, down    uint64
+	viaUpstream bool
 }
 
 func (t *tunnel) peer(s *side) *side {
@@ -217,14 +221,21 @@ func (l *loop) handshake(t *tunnel, data []byte) int {
 		if len(data) == 0 {
 			return 0
 		}
-		switch data[0] {
-		case 0x05:
+		switch c := data[0]; {
+		case c == 0x05:
 			t.fe = feSOCKS5
+		case c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z':
+			t.fe = feHTTP
 		default:
 			// Neither front end: close without an answer.
+			l.e.log.Info("request refused", "client", t.client, "reason", "first byte is neither SOCKS5 (0x05) nor an HTTP method")
+			l.refused.Add(1)
 			l.closeTunnel(t, false)
 			return 0
 		}
+	}
+	if t.fe == feHTTP {
+		return l.httpHandshake(t, data)
 	}
 	return l.socksHandshake(t, data)
 }
@@ -414,6 +425,15 @@ func (l *loop) closeTunnel(t *tunnel, reset bool) {
 		t.job.Cancel() // its result arrives later and finds the tunnel closed
 		t.job = nil
 	}
+	if t.state == stateSplice && l.e.log.Enabled(context.Background(), slog.LevelInfo) {
+		route := "direct"
+		if t.viaUpstream {
+			route = "upstream"
+		}
+		l.e.log.Info("tunnel closed", "client", t.client, "front_end", t.frontEndName(),
+			"host", t.host, "port", t.port, "route", route, "reset", reset,
+			"bytes_up", t.up, "bytes_down", t.down, "duration", time.Since(t.opened).Round(time.Millisecond))
+	}
 	l.setState(t, stateClosed)
 	l.wheel.remove(t)
 	for _, s := range [2]*side{&t.c, &t.u} {
@@ -533,8 +553,19 @@ func (l *loop) onDialed(t *tunnel, c dial.Conn, err error) {
 	l.setState(t, stateSplice)
 	t.lastActive = l.tick
 	l.armSplice(t)
+	t.viaUpstream = c.Upstream
 	if !l.connected(t, c) {
 		return
+	}
+	if len(c.Early) > 0 {
+		// Bytes the upstream proxy read past its answer: the target's
+		// first bytes, due to the client before anything else.
+		t.lastActive = l.tick
+		t.down += uint64(len(c.Early))
+		l.bytesDown.Add(uint64(len(c.Early)))
+		if !l.send(&t.c, c.Early) {
+			return
+		}
 	}
 	if t.u.pending() > 0 && !l.flush(&t.u) {
 		return

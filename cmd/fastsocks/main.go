@@ -49,6 +49,7 @@ type options struct {
 	idle, lifetime, drain time.Duration
 	loops, maxDials       int
 	logFormat, logLevel   string
+	upstream              string
 	showVersion           bool
 }
 
@@ -68,6 +69,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, *flag.FlagSet, error
 	fs.DurationVar(&o.drain, "drain-timeout", 10*time.Second, "on SIGINT/SIGTERM, time open tunnels get to finish")
 	fs.IntVar(&o.loops, "loops", runtime.GOMAXPROCS(0), "number of event loops")
 	fs.IntVar(&o.maxDials, "max-dials", dial.DefaultWorkers, "dials in flight at once")
+	fs.StringVar(&o.upstream, "upstream", "", "corporate HTTP proxy to chain allowed tunnels through: host:port, http://host:port or http://user:pass@host:port; \"none\" ignores HTTPS_PROXY (default: HTTPS_PROXY, then https_proxy; NO_PROXY/no_proxy list hosts that go direct)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
@@ -198,13 +200,20 @@ func run(args []string, stderr io.Writer, ready chan<- *engine.Engine) int {
 	if len(pol.Allow()) == 0 {
 		log.Warn("the allow list is empty: every request will be refused; add --allow PATTERN or --allow-file FILE")
 	}
+	up, upSource, err := dial.UpstreamFromEnv(o.upstream, os.Getenv)
+	if err != nil {
+		// Never fall back to dialing direct: the site may forbid it.
+		fmt.Fprintln(stderr, "fastsocks:", err)
+		return 2
+	}
+	noProxy := dial.NoProxyFromEnv(os.Getenv)
 	never := func(d time.Duration) time.Duration {
 		if d == 0 {
 			return -1
 		}
 		return d
 	}
-	pool := dial.New(dial.Config{Workers: o.maxDials, Timeout: o.dialTO})
+	pool := dial.New(dial.Config{Workers: o.maxDials, Timeout: o.dialTO, Upstream: up, NoProxy: noProxy})
 	defer pool.Close()
 	e, err := engine.Start(engine.Config{
 		Listen:           o.listen,
@@ -226,6 +235,12 @@ func run(args []string, stderr io.Writer, ready chan<- *engine.Engine) int {
 		if ap, err := netip.ParseAddrPort(a.String()); err == nil && !ap.Addr().IsLoopback() {
 			log.Warn("listener is not on a loopback address and has no authentication: anyone who can reach it can use this proxy; firewall it or listen on 127.0.0.1", "addr", a.String())
 		}
+	}
+
+	if up != nil {
+		log.Info("allowed tunnels go through an upstream proxy", "upstream", up.String(), "from", upSource, "no_proxy", noProxy.String())
+	} else {
+		log.Info("allowed tunnels are dialed directly (no upstream proxy)")
 	}
 
 	sigs := make(chan os.Signal, 2)

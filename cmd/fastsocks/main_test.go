@@ -119,8 +119,16 @@ var listeningRE = regexp.MustCompile(`listening on ([0-9.]+:[0-9]+)`)
 // and log.
 func startBinary(t *testing.T, args ...string) (*exec.Cmd, string, *syncBuf) {
 	t.Helper()
+	return startBinaryEnv(t, nil, args...)
+}
+
+// startBinaryEnv is startBinary with extra environment (after clearing
+// any proxy variables of the test's own environment).
+func startBinaryEnv(t *testing.T, env []string, args ...string) (*exec.Cmd, string, *syncBuf) {
+	t.Helper()
 	cmd := exec.Command(buildBinary(t), args...)
-	cmd.Env = append(os.Environ(), "HTTPS_PROXY=", "https_proxy=")
+	cmd.Env = append(os.Environ(), "HTTPS_PROXY=", "https_proxy=", "NO_PROXY=", "no_proxy=")
+	cmd.Env = append(cmd.Env, env...)
 	pr, pw := io.Pipe()
 	logs := &syncBuf{}
 	cmd.Stderr = io.MultiWriter(logs, pw)
