@@ -12,7 +12,6 @@ import (
 	"github.com/fastsocks/fastsocks/internal/testutil"
 )
 
-
 func tpUpstream(t *testing.T, tp *testutil.Tinyproxy, userinfo string) *Upstream {
 	t.Helper()
 	u, err := ParseUpstream("http://" + userinfo + tp.Addr)
