@@ -84,7 +84,7 @@ scan:
 			if c < '0' || c > '9' {
 				return Response{}, i + 1, ErrResponse
 			}
-		case i == 8 || i == 12 && c == ' ': // SP before the status; SP before the reason
+		case i == 8: // SP before the status
 			if c != ' ' {
 				return Response{}, i + 1, ErrResponse
 			}
@@ -96,6 +96,8 @@ scan:
 			if c < '0' || c > '9' {
 				return Response{}, i + 1, ErrResponse
 			}
+		case i == 12 && c == ' ':
+			// SP before the reason phrase.
 		case c == '\n':
 			end = i + 1
 			break scan

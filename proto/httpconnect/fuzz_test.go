@@ -66,22 +66,22 @@ func checkFraming(t *testing.T, parse func([]byte) (int, error), b []byte, senti
 // prefixLens returns the lengths of the strict prefixes of b[:n] to check:
 // all of them for a short input, and for a long one (parsing every prefix
 // is quadratic, slow enough to stall the fuzzer's minimizer) the first and
-// last 64, up to 128 ending just before or after a CR or LF (where a line
-// or the head could end), and a stride through the rest.
+// last 32, up to 32 ending just before or after a CR or LF (where a line or
+// the head could end), and 32 spread through the rest.
 func prefixLens(b []byte, n int) []int {
-	ks := make([]int, 0, min(n, 512))
-	if n <= 256 {
+	ks := make([]int, 0, min(n, 160))
+	if n <= 128 {
 		for k := range n {
 			ks = append(ks, k)
 		}
 		return ks
 	}
-	boundaries, stride := 0, n/128
+	boundaries, stride := 0, n/32
 	for k := range n {
 		switch {
-		case k < 64 || k >= n-64 || k%stride == 0:
+		case k < 32 || k >= n-32 || k%stride == 0:
 			ks = append(ks, k)
-		case boundaries < 128 && (b[k] == '\n' || b[k] == '\r' || b[k-1] == '\n' || b[k-1] == '\r'):
+		case boundaries < 32 && (b[k] == '\n' || b[k] == '\r' || b[k-1] == '\n' || b[k-1] == '\r'):
 			ks = append(ks, k)
 			boundaries++
 		}

@@ -140,8 +140,10 @@ func (e *Error) Error() string { return "httpconnect: " + e.Msg }
 // [errors.Is].
 var (
 	// ErrTooLarge: no empty line within the first MaxHeadSize bytes
-	// (431 Request Header Fields Too Large, RFC 6585 §5).
-	ErrTooLarge = &Error{Status: 431, Msg: "request head over 8 KiB"}
+	// (431 Request Header Fields Too Large, RFC 6585 §5). [ParseResponse]
+	// returns it too; there it means a bad upstream, which a proxy reports
+	// to its own client as 502, not 431.
+	ErrTooLarge = &Error{Status: 431, Msg: "head over 8 KiB: no empty line ends the request line and headers within 8192 bytes"}
 
 	// ErrMalformed: the request line or a header line breaks RFC 9112 §3
 	// or §5, or the version is not HTTP/1.0 or HTTP/1.1 (400 Bad Request).
