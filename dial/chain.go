@@ -26,7 +26,7 @@ var headBufs = sync.Pool{New: func() any { return new([httpconnect.MaxHeadSize +
 // head in Conn.Early. It runs in a worker; everything happens within j's
 // deadline, and canceling j interrupts it.
 func (p *Pool) chain(j *Job) (Conn, error) {
-	u := p.upstream
+	u := j.route.Upstream
 	if !validTarget(j.host) {
 		// A name with bytes a request line cannot carry could inject
 		// headers; no such name exists, which is what a resolver says.
@@ -92,7 +92,7 @@ func (p *Pool) chain(j *Job) (Conn, error) {
 
 // answer maps the upstream's status to success (2xx) or an *Error.
 func (p *Pool) answer(j *Job, r httpconnect.Response) error {
-	u := p.upstream
+	u := j.route.Upstream
 	status := strconv.Itoa(r.Status) + " " + quoteReason(r.Reason)
 	var k Kind
 	var err error
@@ -120,7 +120,7 @@ func (p *Pool) answer(j *Job, r httpconnect.Response) error {
 // ioFail classifies an error writing the CONNECT or reading its answer,
 // after got bytes of the answer arrived.
 func (p *Pool) ioFail(j *Job, phase string, got int, err error) error {
-	addr := p.upstream.addr
+	addr := j.route.Upstream.addr
 	if cerr := j.ctx.Err(); cerr != nil {
 		// The past deadline set on cancel surfaces as a timeout: report
 		// the cancel (or the dial deadline) instead.

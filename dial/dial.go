@@ -165,19 +165,27 @@ type Config struct {
 	NoProxy NoProxy
 }
 
+// Route says how to reach targets: through which upstream proxy, if any,
+// and which targets bypass it. Routes are immutable once used.
+type Route struct {
+	// Upstream is the HTTP proxy to CONNECT through; nil dials direct.
+	Upstream *Upstream
+	// NoProxy lists the targets that go direct although Upstream is set.
+	NoProxy NoProxy
+}
+
 // Pool is an asynchronous dial pool. Its methods are safe for concurrent use.
 type Pool struct {
-	timeout  time.Duration
-	upstream *Upstream
-	noProxy  NoProxy
-	dialer   net.Dialer
-	queue    chan *Job
-	sem      chan struct{}
-	ctx      context.Context
-	stop     context.CancelFunc
-	wg       sync.WaitGroup
-	closed   atomic.Bool
-	mu       sync.Mutex // guards wg.Add against Close's Wait
+	timeout time.Duration
+	route   *Route // the default route (Config.Upstream and NoProxy)
+	dialer  net.Dialer
+	queue   chan *Job
+	sem     chan struct{}
+	ctx     context.Context
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	closed  atomic.Bool
+	mu      sync.Mutex // guards wg.Add against Close's Wait
 }
 
 // New returns a Pool. Workers start on demand and exit when idle, so an
@@ -194,9 +202,8 @@ func New(cfg Config) *Pool {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	return &Pool{
-		timeout:  cfg.Timeout,
-		upstream: cfg.Upstream,
-		noProxy:  cfg.NoProxy,
+		timeout: cfg.Timeout,
+		route:   &Route{Upstream: cfg.Upstream, NoProxy: cfg.NoProxy},
 		dialer: net.Dialer{
 			Resolver:       cfg.Resolver,
 			ControlContext: cfg.Control,
@@ -214,10 +221,14 @@ func (p *Pool) Timeout() time.Duration { return p.timeout }
 // QueueLen returns the number of dials waiting for a worker.
 func (p *Pool) QueueLen() int { return len(p.queue) }
 
+// DefaultRoute returns the route dials take when none is given.
+func (p *Pool) DefaultRoute() *Route { return p.route }
+
 // Job is one dial asked of the pool.
 type Job struct {
 	host   string
 	port   uint16
+	route  *Route
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   func(Conn, error)
@@ -228,16 +239,26 @@ type Job struct {
 // caller must then close).
 func (j *Job) Cancel() { j.cancel() }
 
-// Dial asks for host:port to be dialed. On success done is later called
-// exactly once, from a pool goroutine, with either a Conn or an *Error. If
-// the queue is full or the pool closed, Dial returns an *Error at once and
-// done is never called.
+// Dial asks for host:port to be dialed by the pool's default route; see
+// DialRoute.
 func (p *Pool) Dial(host string, port uint16, done func(Conn, error)) (*Job, error) {
+	return p.DialRoute(host, port, nil, done)
+}
+
+// DialRoute asks for host:port to be dialed by route (nil: the pool's
+// default route). On success done is later called exactly once, from a
+// pool goroutine, with either a Conn or an *Error. If the queue is full or
+// the pool closed, DialRoute returns an *Error at once and done is never
+// called.
+func (p *Pool) DialRoute(host string, port uint16, route *Route, done func(Conn, error)) (*Job, error) {
 	if p.closed.Load() {
 		return nil, &Error{Kind: KindClosed, Host: host, Port: port, Err: ErrClosed}
 	}
+	if route == nil {
+		route = p.route
+	}
 	ctx, cancel := context.WithTimeout(p.ctx, p.timeout)
-	j := &Job{host: host, port: port, ctx: ctx, cancel: cancel, done: done}
+	j := &Job{host: host, port: port, route: route, ctx: ctx, cancel: cancel, done: done}
 	select {
 	case p.queue <- j:
 	default:
@@ -304,7 +325,7 @@ func (p *Pool) connect(j *Job) (Conn, error) {
 	if err := j.ctx.Err(); err != nil {
 		return Conn{FD: -1}, p.fail(j, err)
 	}
-	if p.upstream != nil && !p.noProxy.Bypass(j.host, j.port) {
+	if r := j.route; r.Upstream != nil && !r.NoProxy.Bypass(j.host, j.port) {
 		return p.chain(j)
 	}
 	nc, err := p.dialer.DialContext(j.ctx, "tcp", net.JoinHostPort(j.host, strconv.Itoa(int(j.port))))

@@ -37,13 +37,19 @@ const readBufferSize = 64 << 10
 
 // Config sets up an Engine.
 type Config struct {
-	// Listen holds the TCP addresses to accept on ("127.0.0.1:1080"; port 0
-	// picks a free port, see Engine.Addrs).
+	// Listeners and Tenants say where to accept and whom for (see
+	// Listener, Tenant). For a single tenant, Listen and Policy are a
+	// shorthand: each Listen address serves one tenant, "default", with
+	// Policy.
+	Listeners []Listener
+	Tenants   []*Tenant
+	// Listen holds TCP addresses ("127.0.0.1:1080"; port 0 picks a free
+	// port, see Engine.Addrs) or "unix:/path" sockets for the shorthand.
 	Listen []string
+	// Policy is the shorthand tenant's policy. Nil denies everything.
+	Policy *policy.Policy
 	// Loops is the number of event loops. Zero means GOMAXPROCS.
 	Loops int
-	// Policy decides which hostnames may be reached. Nil denies everything.
-	Policy *policy.Policy
 	// Dialer connects to allowed targets. If nil, the engine makes a pool
 	// with dial.DefaultWorkers workers and DialTimeout, and closes it on
 	// Close.
@@ -79,8 +85,19 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DefaultTenant names the tenant the Listen/Policy shorthand makes.
+const DefaultTenant = "default"
+
 func (c *Config) setDefaults() error {
-	if len(c.Listen) == 0 {
+	if len(c.Listeners) == 0 {
+		for _, a := range c.Listen {
+			c.Listeners = append(c.Listeners, Listener{Address: a, Tenant: DefaultTenant})
+		}
+		if len(c.Tenants) == 0 {
+			c.Tenants = []*Tenant{{Name: DefaultTenant, Policy: c.Policy}}
+		}
+	}
+	if len(c.Listeners) == 0 {
 		return errors.New("engine: no listen address")
 	}
 	if c.Loops <= 0 {

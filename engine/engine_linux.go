@@ -2,12 +2,11 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fastsocks/fastsocks/dial"
-	"github.com/fastsocks/fastsocks/policy"
 )
 
 // Engine is a running proxy: its loops, listeners and counters.
@@ -24,10 +22,16 @@ type Engine struct {
 	log     *slog.Logger
 	pool    *dial.Pool
 	ownPool bool
-	policy  atomic.Pointer[policy.Policy]
+	tenants atomic.Pointer[tenantSet]
 	loops   []*loop
-	addrs   []net.Addr
 	wg      sync.WaitGroup
+
+	// specs are the configured listeners, in order; reloadMu serialises
+	// Reload, specMu guards specs for readers (Addrs).
+	reloadMu  sync.Mutex
+	specMu    sync.Mutex
+	specs     []*lnSpec
+	unixCount int // unix listeners bound so far, to spread them over loops
 
 	// ticks derived from the timeouts, fixed at start.
 	tick                                  time.Duration
@@ -51,8 +55,15 @@ func Start(cfg Config) (*Engine, error) {
 	if err := initRuntimePoller(); err != nil {
 		return nil, err
 	}
+	ts, err := newTenantSet(cfg.Tenants)
+	if err == nil {
+		err = checkListeners(cfg.Listeners, ts)
+	}
+	if err != nil {
+		return nil, err
+	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, pool: cfg.Dialer}
-	e.policy.Store(cfg.Policy)
+	e.tenants.Store(ts)
 	e.tick = cfg.tickFor()
 	ticks := func(d time.Duration) uint32 {
 		if d <= 0 {
@@ -78,7 +89,6 @@ func Start(cfg Config) (*Engine, error) {
 		e.ownPool = true
 	}
 
-	var err error
 	for i := 0; i < cfg.Loops; i++ {
 		var l *loop
 		if l, err = newLoop(e, i); err != nil {
@@ -87,7 +97,7 @@ func Start(cfg Config) (*Engine, error) {
 		e.loops = append(e.loops, l)
 	}
 	if err == nil {
-		err = e.bindAll()
+		e.specs, err = e.bindSpecs(cfg.Listeners)
 	}
 	if err != nil {
 		for _, l := range e.loops {
@@ -97,6 +107,11 @@ func Start(cfg Config) (*Engine, error) {
 			e.pool.Close()
 		}
 		return nil, err
+	}
+	for _, s := range e.specs {
+		for _, ln := range s.socks {
+			ln.loop.addListener(ln) // the loops are not running yet
+		}
 	}
 	e.accepting.Store(true)
 	for _, l := range e.loops {
@@ -121,121 +136,117 @@ func initRuntimePoller() error {
 	return nil
 }
 
-// bindAll opens one SO_REUSEPORT listening socket per loop for each listen
-// address, so each loop accepts for itself and the kernel spreads new
-// connections across loops. With port 0, the first socket picks the port
-// and the others bind to it.
-func (e *Engine) bindAll() error {
-	for _, addr := range e.cfg.Listen {
-		ap, err := resolveListen(addr)
+// bindSpecs binds every listener; on error it closes what it bound.
+func (e *Engine) bindSpecs(ls []Listener) ([]*lnSpec, error) {
+	var specs []*lnSpec
+	for _, l := range ls {
+		s, err := e.bindSpec(l, e.unixCount)
 		if err != nil {
+			for _, s := range specs {
+				s.closeSockets()
+			}
+			return nil, err
+		}
+		if l.isUnix() {
+			e.unixCount++
+		}
+		specs = append(specs, s)
+	}
+	return specs, nil
+}
+
+// Addrs returns the bound address of each listener, in configuration
+// order, with TCP port 0 resolved (*net.TCPAddr or *net.UnixAddr).
+func (e *Engine) Addrs() []net.Addr {
+	e.specMu.Lock()
+	defer e.specMu.Unlock()
+	out := make([]net.Addr, len(e.specs))
+	for i, s := range e.specs {
+		out[i] = s.addr
+	}
+	return out
+}
+
+// Reload replaces the tenants and listeners. Listeners whose address is
+// unchanged keep their sockets (and take the new settings); new ones are
+// bound; removed ones are closed. Open tunnels are untouched: they keep
+// the decision made when they opened. On error (a bad tenant reference, a
+// listener that cannot bind) nothing changes.
+func (e *Engine) Reload(listeners []Listener, tenants []*Tenant) error {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	ts, err := newTenantSet(tenants)
+	if err == nil {
+		err = checkListeners(listeners, ts)
+	}
+	if err != nil {
+		return err
+	}
+	if !e.accepting.Load() {
+		return errors.New("engine: reload while shutting down")
+	}
+	e.specMu.Lock()
+	old := make(map[string]*lnSpec, len(e.specs))
+	for _, s := range e.specs {
+		old[s.name] = s
+	}
+	e.specMu.Unlock()
+
+	next := make([]*lnSpec, 0, len(listeners))
+	var added []*lnSpec
+	for _, l := range listeners {
+		if s, ok := old[l.Address]; ok {
+			next = append(next, s)
+			delete(old, l.Address)
+			continue
+		}
+		s, err := e.bindSpec(l, e.unixCount)
+		if err != nil {
+			for _, s := range added {
+				s.closeSockets()
+			}
 			return err
 		}
-		loops := e.loops
-		if e.cfg.handoff {
-			loops = loops[:1]
+		if l.isUnix() {
+			e.unixCount++
 		}
-		for _, l := range loops {
-			fd, bound, err := listenTCP(ap)
-			if err != nil {
-				return fmt.Errorf("listen on %s: %w", addr, err)
-			}
-			if ap.Port() == 0 {
-				ap = bound
-			}
-			l.addListener(fd, bound)
-		}
-		e.addrs = append(e.addrs, net.TCPAddrFromAddrPort(ap))
+		added = append(added, s)
+		next = append(next, s)
 	}
+
+	// Commit: nothing below fails.
+	e.tenants.Store(ts)
+	for i, l := range listeners {
+		cl := l
+		next[i].conf.Store(&cl)
+	}
+	var wg sync.WaitGroup
+	for _, s := range added {
+		for _, ln := range s.socks {
+			wg.Add(1)
+			if !ln.loop.post(func(l *loop) { l.addListener(ln); wg.Done() }) {
+				unix.Close(ln.fd)
+				wg.Done()
+			}
+		}
+	}
+	for _, s := range old {
+		for _, ln := range s.socks {
+			wg.Add(1)
+			if !ln.loop.post(func(l *loop) { l.closeListener(ln); wg.Done() }) {
+				wg.Done()
+			}
+		}
+	}
+	wg.Wait()
+	for _, s := range old {
+		s.removeSocketFile()
+	}
+	e.specMu.Lock()
+	e.specs = next
+	e.specMu.Unlock()
 	return nil
 }
-
-// resolveListen turns a listen address into an IP and port. Host names are
-// resolved from /etc/hosts or DNS once (e.g. "localhost:1080").
-func resolveListen(addr string) (netip.AddrPort, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("listen address %q: %w (want HOST:PORT, e.g. 127.0.0.1:1080)", addr, err)
-	}
-	p, err := strconv.ParseUint(port, 10, 16)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("listen address %q: bad port %q", addr, port)
-	}
-	if host == "" {
-		return netip.AddrPort{}, fmt.Errorf("listen address %q: empty host; give an address explicitly (127.0.0.1 for this host only, 0.0.0.0 for every interface)", addr)
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		ips, lerr := net.DefaultResolver.LookupNetIP(context.Background(), "ip", host)
-		if lerr != nil || len(ips) == 0 {
-			return netip.AddrPort{}, fmt.Errorf("listen address %q: cannot resolve %q: %v", addr, host, lerr)
-		}
-		ip = ips[0]
-	}
-	return netip.AddrPortFrom(ip.Unmap(), uint16(p)), nil
-}
-
-func listenTCP(ap netip.AddrPort) (int, netip.AddrPort, error) {
-	family := unix.AF_INET
-	if ap.Addr().Is6() {
-		family = unix.AF_INET6
-	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
-	if err != nil {
-		return -1, ap, os.NewSyscallError("socket", err)
-	}
-	fail := func(call string, err error) (int, netip.AddrPort, error) {
-		unix.Close(fd)
-		return -1, ap, os.NewSyscallError(call, err)
-	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-		return fail("setsockopt(SO_REUSEADDR)", err)
-	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
-		return fail("setsockopt(SO_REUSEPORT)", err)
-	}
-	if family == unix.AF_INET6 {
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
-			return fail("setsockopt(IPV6_V6ONLY)", err)
-		}
-	}
-	if err := unix.Bind(fd, sockaddr(ap)); err != nil {
-		return fail("bind", err)
-	}
-	if err := unix.Listen(fd, 4096); err != nil {
-		return fail("listen", err)
-	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		return fail("getsockname", err)
-	}
-	return fd, addrPortOf(sa), nil
-}
-
-func sockaddr(ap netip.AddrPort) unix.Sockaddr {
-	if ap.Addr().Is4() {
-		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
-	}
-	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
-}
-
-func addrPortOf(sa unix.Sockaddr) netip.AddrPort {
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), uint16(sa.Port))
-	}
-	return netip.AddrPort{}
-}
-
-// Addrs returns the bound address of each Config.Listen entry, in order,
-// with port 0 resolved.
-func (e *Engine) Addrs() []net.Addr { return e.addrs }
-
-// SetPolicy replaces the policy for requests made from now on; tunnels
-// already open keep the decision made when they opened.
-func (e *Engine) SetPolicy(p *policy.Policy) { e.policy.Store(p) }
 
 // Stats returns a snapshot of the engine's counters.
 func (e *Engine) Stats() Stats {
@@ -252,6 +263,8 @@ func (e *Engine) Stats() Stats {
 // StopAccepting closes every listener; open tunnels carry on.
 func (e *Engine) StopAccepting() {
 	e.stopAccept.Do(func() {
+		e.reloadMu.Lock()
+		defer e.reloadMu.Unlock()
 		e.accepting.Store(false)
 		var wg sync.WaitGroup
 		for _, l := range e.loops {
@@ -264,6 +277,11 @@ func (e *Engine) StopAccepting() {
 			}
 		}
 		wg.Wait()
+		e.specMu.Lock()
+		for _, s := range e.specs {
+			s.removeSocketFile()
+		}
+		e.specMu.Unlock()
 	})
 }
 

@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 
 	"github.com/fastsocks/fastsocks/dial"
 	"github.com/fastsocks/fastsocks/policy"
@@ -23,32 +25,67 @@ func (t *tunnel) frontEndName() string {
 	return "unknown"
 }
 
-// request runs the policy on a parsed request and either starts the dial
-// or refuses it in the client's protocol.
+func (t *tunnel) tenantName() string {
+	if t.tenant != nil {
+		return t.tenant.Name
+	}
+	return ""
+}
+
+// logRefused writes the one line a refused request gets: who, through
+// which listener and front end, and why; attrs add the target and rule.
+func (l *loop) logRefused(t *tunnel, reason string, attrs ...any) {
+	l.refused.Add(1)
+	if !l.e.log.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
+	args := append([]any{"tenant", t.tenantName(), "client", t.clientName(), "listener", t.spec.name,
+		"front_end", t.frontEndName(), "reason", reason}, attrs...)
+	l.e.log.Info("request refused", args...)
+}
+
+// request resolves the tenant, runs its policy on a parsed request and
+// either starts the dial or refuses it in the client's protocol.
 func (l *loop) request(t *tunnel, host string, port uint16) {
-	d := l.e.policy.Load().Decide(host)
+	if t.tenant == nil {
+		name := t.spec.conf.Load().Tenant
+		t.tenant = l.e.tenants.Load().byName[name]
+		if t.tenant == nil {
+			// The listener's tenant went away in a reload racing this
+			// request: nothing allows it.
+			l.logRefused(t, "tenant-gone", "host", host, "port", port)
+			l.refuse(t, socks5.RepNotAllowed, 403, "tenant-gone", "fastsocks: this listener's tenant is no longer configured")
+			return
+		}
+	}
+	d := t.tenant.Policy.Decide(host)
 	if d.Allowed {
 		l.startDial(t, host, port)
 		return
 	}
-	l.e.log.Info("request refused", "client", t.client, "front_end", t.frontEndName(),
-		"host", host, "port", port, "reason", d.Reason(), "rule", d.String())
+	l.logRefused(t, d.Reason(), "host", host, "port", port, "rule", d.String())
+	l.refuse(t, socks5.RepNotAllowed, 403, d.Reason(), deniedBody(host, d))
+}
+
+// refuse answers in the client's protocol (rep for SOCKS5; status, the
+// X-Proxy-Error token and body for HTTP) and closes.
+func (l *loop) refuse(t *tunnel, rep socks5.ReplyCode, status int, proxyError, body string) {
 	switch t.fe {
 	case feSOCKS5:
-		l.refuseWith(t, socks5.AppendReply(l.ans[:0], socks5.RepNotAllowed, netipZero))
+		l.refuseWith(t, socks5.AppendReply(l.ans[:0], rep, netipZero))
 	case feHTTP:
-		l.refuseWith(t, httpconnect.AppendError(l.ans[:0], 403, d.Reason(), deniedBody(host, d)))
+		l.refuseWith(t, httpconnect.AppendError(l.ans[:0], status, proxyError, body))
+	default:
+		l.closeTunnel(t, false)
 	}
 }
 
 func deniedBody(host string, d policy.Decision) string {
 	if d.List == policy.ListDeny {
-		return "fastsocks: " + host + " is blocked by deny rule " + quote(d.Rule)
+		return "fastsocks: " + host + " is blocked by deny rule \"" + d.Rule + "\""
 	}
 	return "fastsocks: " + host + " is not in the allow list"
 }
-
-func quote(s string) string { return "\"" + s + "\"" }
 
 // connected answers the client once its target is connected.
 func (l *loop) connected(t *tunnel, c dial.Conn) bool {
@@ -69,27 +106,8 @@ func (l *loop) dialFailed(t *tunnel, err error) {
 	if errors.As(err, &de) && de.Upstream {
 		route = "upstream"
 	}
-	l.e.log.Info("request refused", "client", t.client, "front_end", t.frontEndName(),
-		"host", t.host, "port", t.port, "route", route, "reason", "dial-"+kind.String(), "err", err.Error())
-	switch t.fe {
-	case feSOCKS5:
-		l.refuseWith(t, socks5.AppendReply(l.ans[:0], socksRep(kind), netipZero))
-	case feHTTP:
-		l.refuseWith(t, httpconnect.AppendError(l.ans[:0], httpStatus(kind), "dial-"+kind.String(), "fastsocks: "+err.Error()))
-	}
-}
-
-// httpStatus maps a dial failure to the HTTP front end's answer. An
-// upstream's 407 is not passed on: the credentials it wants are the
-// operator's to configure, not the client's.
-func httpStatus(k dial.Kind) int {
-	switch k {
-	case dial.KindUpstreamDenied:
-		return 403
-	case dial.KindTimeout:
-		return 504
-	}
-	return 502
+	l.logRefused(t, "dial-"+kind.String(), "host", t.host, "port", t.port, "route", route, "err", err.Error())
+	l.refuse(t, socksRep(kind), httpStatus(kind), "dial-"+kind.String(), "fastsocks: "+err.Error())
 }
 
 // socksRep maps a dial failure to its SOCKS5 reply code.
@@ -105,4 +123,17 @@ func socksRep(k dial.Kind) socks5.ReplyCode {
 		return socks5.RepNotAllowed
 	}
 	return socks5.RepGeneralFailure
+}
+
+// httpStatus maps a dial failure to the HTTP front end's answer. An
+// upstream's 407 is not passed on: the credentials it wants are the
+// operator's to configure, not the client's.
+func httpStatus(k dial.Kind) int {
+	switch k {
+	case dial.KindUpstreamDenied:
+		return 403
+	case dial.KindTimeout:
+		return 504
+	}
+	return 502
 }

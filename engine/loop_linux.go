@@ -23,7 +23,8 @@ type fdEntry struct {
 // listener is one listening socket owned by one loop.
 type listener struct {
 	fd       int
-	addr     netip.AddrPort
+	spec     *lnSpec
+	loop     *loop
 	paused   bool   // removed from the poller after EMFILE/ENFILE
 	resumeAt uint32 // tick at which a paused listener is re-armed
 	burst    bool   // an fd-exhaustion burst was logged and has not ended
@@ -33,19 +34,20 @@ type listener struct {
 // netpoll.Poller. Everything reachable from a loop is touched only by it;
 // other goroutines reach it through post (DESIGN.md invariant 1).
 type loop struct {
-	e      *Engine
-	id     int
-	poller *netpoll.Poller
-	pa     netpoll.PollAttachment // scratch for poller calls (only FD is used)
-	buf    []byte                 // shared read buffer
-	fds    []fdEntry              // by descriptor number
-	lns    []*listener
-	tfd    int // timerfd driving the tick
-	tick   uint32
-	wheel  wheel
-	free   [][]byte // pending buffers ready for reuse
-	stash  []byte   // 8-byte scratch for timerfd reads
-	ans    []byte   // scratch for protocol answers (buf may hold the input)
+	e       *Engine
+	id      int
+	poller  *netpoll.Poller
+	pa      netpoll.PollAttachment // scratch for poller calls (only FD is used)
+	buf     []byte                 // shared read buffer
+	fds     []fdEntry              // by descriptor number
+	lns     []*listener
+	tfd     int // timerfd driving the tick
+	tick    uint32
+	wheel   wheel
+	free    [][]byte  // pending buffers ready for reuse
+	stash   []byte    // 8-byte scratch for timerfd reads
+	ans     []byte    // scratch for protocol answers (buf may hold the input)
+	authBuf [600]byte // scratch for decoding HTTP Basic credentials
 
 	// counters, read by Engine.Stats from other goroutines
 	accepted, refused  atomic.Uint64
@@ -118,16 +120,34 @@ func (l *loop) release() {
 	}
 }
 
-func (l *loop) addListener(fd int, addr netip.AddrPort) {
-	ln := &listener{fd: fd, addr: addr}
+func (l *loop) addListener(ln *listener) {
 	l.lns = append(l.lns, ln)
-	l.setEntry(fd, fdEntry{ln: ln})
-	l.pa.FD = fd
+	l.setEntry(ln.fd, fdEntry{ln: ln})
+	l.pa.FD = ln.fd
 	// Level-triggered: an accept burst is capped per wakeup and the rest
 	// is reported again by the next epoll_wait.
 	if err := l.poller.AddRead(&l.pa, false); err != nil {
-		l.e.log.Error("cannot watch listener", "addr", addr, "err", err)
+		l.e.log.Error("cannot watch listener", "listener", ln.spec.name, "err", err)
 	}
+}
+
+// closeListener stops accepting on ln and forgets it.
+func (l *loop) closeListener(ln *listener) {
+	for i, x := range l.lns {
+		if x == ln {
+			l.lns = append(l.lns[:i], l.lns[i+1:]...)
+			break
+		}
+	}
+	if ln.fd < 0 {
+		return
+	}
+	if !ln.paused {
+		_ = l.poller.Delete(ln.fd)
+	}
+	l.clearEntry(ln.fd)
+	unix.Close(ln.fd)
+	ln.fd = -1
 }
 
 func (l *loop) setEntry(fd int, e fdEntry) {
@@ -255,16 +275,8 @@ func (l *loop) shutdown() {
 }
 
 func (l *loop) closeListeners() {
-	for _, ln := range l.lns {
-		if ln.fd < 0 {
-			continue
-		}
-		if !ln.paused {
-			_ = l.poller.Delete(ln.fd)
-		}
-		l.clearEntry(ln.fd)
-		unix.Close(ln.fd)
-		ln.fd = -1
+	for len(l.lns) > 0 {
+		l.closeListener(l.lns[len(l.lns)-1])
 	}
 }
 
@@ -286,35 +298,35 @@ func (l *loop) accept(ln *listener) {
 				if !ln.burst {
 					ln.burst = true
 					l.e.log.Warn("accept paused: out of file descriptors or memory; existing tunnels keep running; raise the fd limit (ulimit -n) or lower the load",
-						"listener", ln.addr, "err", os.NewSyscallError("accept4", err), "pause", 100*time.Millisecond)
+						"listener", ln.spec.name, "err", os.NewSyscallError("accept4", err), "pause", 100*time.Millisecond)
 				}
 				ln.paused = true
 				ln.resumeAt = l.tick + l.e.acceptPauseTk
 				_ = l.poller.Delete(ln.fd)
 				return
 			default:
-				l.e.log.Error("accept failed", "listener", ln.addr, "err", os.NewSyscallError("accept4", err))
+				l.e.log.Error("accept failed", "listener", ln.spec.name, "err", os.NewSyscallError("accept4", err))
 				return
 			}
 		}
 		if ln.burst {
 			ln.burst = false
-			l.e.log.Info("accept resumed", "listener", ln.addr)
+			l.e.log.Info("accept resumed", "listener", ln.spec.name)
 		}
 		if l.e.cfg.handoff {
-			l.handOff(fd, addrPortOf(sa))
+			l.handOff(fd, addrPortOf(sa), ln.spec)
 			continue
 		}
-		l.open(fd, addrPortOf(sa))
+		l.open(fd, addrPortOf(sa), ln.spec)
 	}
 }
 
 // handOff gives an accepted connection to the next loop, round-robin.
-func (l *loop) handOff(fd int, client netip.AddrPort) {
+func (l *loop) handOff(fd int, client netip.AddrPort, spec *lnSpec) {
 	l.next = (l.next + 1) % len(l.e.loops)
 	to := l.e.loops[l.next]
 	if to == l {
-		l.open(fd, client)
+		l.open(fd, client, spec)
 		return
 	}
 	if !to.post(func(to *loop) {
@@ -322,7 +334,7 @@ func (l *loop) handOff(fd int, client netip.AddrPort) {
 			unix.Close(fd)
 			return
 		}
-		to.open(fd, client)
+		to.open(fd, client, spec)
 	}) {
 		unix.Close(fd)
 	}
@@ -335,7 +347,7 @@ func (l *loop) resumeListeners() {
 			ln.paused = false
 			l.pa.FD = ln.fd
 			if err := l.poller.AddRead(&l.pa, false); err != nil {
-				l.e.log.Error("cannot re-arm listener", "addr", ln.addr, "err", err)
+				l.e.log.Error("cannot re-arm listener", "listener", ln.spec.name, "err", err)
 			}
 		}
 	}

@@ -9,7 +9,10 @@ import (
 
 var errDialBackstop = errors.New("no dial result within the dial timeout")
 
-// socksHandshake runs the SOCKS5 greeting and request over data and
+var netipZero netip.AddrPort
+
+// socksHandshake runs the SOCKS5 greeting, the username/password
+// sub-negotiation on credentials listeners, and the request over data, and
 // returns the bytes consumed. On a complete, allowed request it starts the
 // dial; on anything else it answers and closes.
 func (l *loop) socksHandshake(t *tunnel, data []byte) int {
@@ -21,23 +24,51 @@ func (l *loop) socksHandshake(t *tunnel, data []byte) int {
 		}
 		if err != nil {
 			// Not SOCKS5 after all: no SOCKS5 answer exists for it.
-			l.e.log.Info("request refused", "client", t.client, "front_end", "socks5", "reason", err.Error())
-			l.refused.Add(1)
+			l.logRefused(t, err.Error())
 			l.closeTunnel(t, false)
 			return 0
 		}
-		used = n
-		if !g.Offers(socks5.MethodNoAuth) {
-			l.e.log.Info("request refused", "client", t.client, "front_end", "socks5",
-				"reason", "client offered no acceptable authentication method (fastsocks accepts no-auth, 0x00)")
+		used, data = n, data[n:]
+		want, next := socks5.MethodNoAuth, stateRequest
+		if t.spec.conf.Load().Credentials {
+			want, next = socks5.MethodUserPass, stateAuth
+		}
+		if !g.Offers(want) {
+			reason := "no-acceptable-method: this listener takes no authentication (0x00)"
+			if want == socks5.MethodUserPass {
+				reason = "no-acceptable-method: this listener takes username/password (0x02) naming the tenant"
+			}
+			l.logRefused(t, reason)
 			l.refuseWith(t, socks5.AppendMethod(l.ans[:0], socks5.MethodNoAcceptable))
 			return used
 		}
-		if !l.send(&t.c, socks5.AppendMethod(l.ans[:0], socks5.MethodNoAuth)) {
+		if !l.send(&t.c, socks5.AppendMethod(l.ans[:0], want)) {
+			return used
+		}
+		l.setState(t, next)
+	}
+	if t.state == stateAuth {
+		up, n, err := socks5.ParseUserPass(data)
+		if err == socks5.ErrShort {
+			return used
+		}
+		used, data = used+n, data[n:]
+		if err != nil {
+			l.logRefused(t, err.Error())
+			l.refuseWith(t, socks5.AppendUserPassStatus(l.ans[:0], false))
+			return used
+		}
+		tenant := l.e.tenants.Load().byName[string(up.User)]
+		if !tenant.checkToken(up.Pass) {
+			l.logRefused(t, "bad-credentials", "user", string(up.User))
+			l.refuseWith(t, socks5.AppendUserPassStatus(l.ans[:0], false))
+			return used
+		}
+		t.tenant = tenant
+		if !l.send(&t.c, socks5.AppendUserPassStatus(l.ans[:0], true)) {
 			return used
 		}
 		l.setState(t, stateRequest)
-		data = data[n:]
 	}
 	req, n, err := socks5.ParseRequest(data)
 	if err == socks5.ErrShort {
@@ -50,12 +81,10 @@ func (l *loop) socksHandshake(t *tunnel, data []byte) int {
 		if errors.As(err, &se) {
 			rep = se.Reply
 		}
-		l.e.log.Info("request refused", "client", t.client, "front_end", "socks5", "reason", err.Error())
+		l.logRefused(t, err.Error())
 		l.refuseWith(t, socks5.AppendReply(l.ans[:0], rep, netipZero))
 		return used
 	}
 	l.request(t, string(req.Host), req.Port)
 	return used
 }
-
-var netipZero netip.AddrPort

@@ -17,7 +17,8 @@ type state uint8
 
 const (
 	stateGreet   state = iota // waiting for the first message (front end not yet known or greeting)
-	stateRequest              // SOCKS5 greeting done, waiting for the request
+	stateAuth                 // SOCKS5: username/password selected, waiting for it
+	stateRequest              // SOCKS5 greeting (and authentication) done, waiting for the request
 	stateDialing              // request allowed, dial in flight
 	stateSplice               // relaying both ways
 	stateClosing              // a refusal is being flushed; waiting for the client to close
@@ -66,6 +67,8 @@ type tunnel struct {
 	job    *dial.Job
 	client netip.AddrPort
 	opened time.Time
+	spec   *lnSpec // the listener it came in on
+	tenant *Tenant // set by credentials, or at the request from the listener
 
 	created, since, lastActive uint32 // ticks: accept, entering the current state, last byte moved
 
@@ -83,12 +86,23 @@ func (t *tunnel) peer(s *side) *side {
 	return &t.c
 }
 
+// clientName is the client's address for logs: its IP and port, or the
+// unix socket it came through.
+func (t *tunnel) clientName() string {
+	if t.client.IsValid() {
+		return t.client.String()
+	}
+	return t.spec.name
+}
+
 func reached(now, due uint32) bool { return int32(now-due) >= 0 }
 
 // open starts a tunnel for an accepted client socket.
-func (l *loop) open(fd int, client netip.AddrPort) {
-	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	t := &tunnel{client: client, opened: time.Now(), created: l.tick, since: l.tick, lastActive: l.tick, wslot: -1}
+func (l *loop) open(fd int, client netip.AddrPort, spec *lnSpec) {
+	if client.IsValid() {
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	}
+	t := &tunnel{client: client, spec: spec, opened: time.Now(), created: l.tick, since: l.tick, lastActive: l.tick, wslot: -1}
 	t.c = side{t: t, fd: fd}
 	t.u = side{t: t, fd: -1}
 	l.setEntry(fd, fdEntry{s: &t.c})
@@ -147,7 +161,7 @@ func (l *loop) onSide(s *side, ev netpoll.IOEvent) {
 
 func (l *loop) onReadable(s *side) {
 	switch s.t.state {
-	case stateGreet, stateRequest:
+	case stateGreet, stateAuth, stateRequest:
 		l.readHandshake(s.t)
 	case stateDialing, stateSplice:
 		l.relayRead(s)
@@ -228,7 +242,7 @@ func (l *loop) handshake(t *tunnel, data []byte) int {
 			t.fe = feHTTP
 		default:
 			// Neither front end: close without an answer.
-			l.e.log.Info("request refused", "client", t.client, "reason", "first byte is neither SOCKS5 (0x05) nor an HTTP method")
+			l.e.log.Info("request refused", "client", t.clientName(), "listener", t.spec.name, "reason", "first byte is neither SOCKS5 (0x05) nor an HTTP method")
 			l.refused.Add(1)
 			l.closeTunnel(t, false)
 			return 0
@@ -430,7 +444,7 @@ func (l *loop) closeTunnel(t *tunnel, reset bool) {
 		if t.viaUpstream {
 			route = "upstream"
 		}
-		l.e.log.Info("tunnel closed", "client", t.client, "front_end", t.frontEndName(),
+		l.e.log.Info("tunnel closed", "tenant", t.tenantName(), "client", t.clientName(), "front_end", t.frontEndName(),
 			"host", t.host, "port", t.port, "route", route, "reset", reset,
 			"bytes_up", t.up, "bytes_down", t.down, "duration", time.Since(t.opened).Round(time.Millisecond))
 	}
@@ -515,7 +529,7 @@ func (l *loop) startDial(t *tunnel, host string, port uint16) {
 	t.host, t.port = host, port
 	l.setState(t, stateDialing)
 	l.wheel.add(t, l.tick, l.tick+l.e.dialTicks)
-	job, err := l.e.pool.Dial(host, port, func(c dial.Conn, err error) {
+	job, err := l.e.pool.DialRoute(host, port, t.tenant.Route, func(c dial.Conn, err error) {
 		if !l.post(func(l *loop) { l.onDialed(t, c, err) }) && c.FD >= 0 {
 			unix.Close(c.FD) // the loop has stopped
 		}
@@ -599,12 +613,12 @@ func (l *loop) armSplice(t *tunnel) {
 func (l *loop) onDeadline(t *tunnel) {
 	now := l.tick
 	switch t.state {
-	case stateGreet, stateRequest:
+	case stateGreet, stateAuth, stateRequest:
 		if due := t.created + l.e.hsTicks; !reached(now, due) {
 			l.wheel.add(t, now, due)
 			return
 		}
-		l.e.log.Info("handshake timeout", "client", t.client, "timeout", l.e.cfg.HandshakeTimeout)
+		l.e.log.Info("handshake timeout", "client", t.clientName(), "listener", t.spec.name, "timeout", l.e.cfg.HandshakeTimeout)
 		l.closeTunnel(t, false)
 	case stateDialing:
 		if due := t.since + l.e.dialTicks; !reached(now, due) {
@@ -614,12 +628,12 @@ func (l *loop) onDeadline(t *tunnel) {
 		l.dialFailed(t, &dial.Error{Kind: dial.KindTimeout, Host: t.host, Port: t.port, Err: errDialBackstop})
 	case stateSplice:
 		if l.e.idleTicks > 0 && reached(now, t.lastActive+l.e.idleTicks) {
-			l.e.log.Debug("idle timeout", "client", t.client, "host", t.host, "port", t.port)
+			l.e.log.Debug("idle timeout", "client", t.clientName(), "host", t.host, "port", t.port)
 			l.closeTunnel(t, false)
 			return
 		}
 		if l.e.lifeTicks > 0 && reached(now, t.created+l.e.lifeTicks) {
-			l.e.log.Info("tunnel reached its maximum lifetime", "client", t.client, "host", t.host, "port", t.port, "max_lifetime", l.e.cfg.MaxLifetime)
+			l.e.log.Info("tunnel reached its maximum lifetime", "client", t.clientName(), "host", t.host, "port", t.port, "max_lifetime", l.e.cfg.MaxLifetime)
 			l.closeTunnel(t, false)
 			return
 		}
