@@ -150,6 +150,8 @@ type Config struct {
 	Timeout time.Duration
 	// Resolver resolves target names. If nil, net.DefaultResolver is used.
 	Resolver *net.Resolver
+	// HostsFile is read by LookupStatic; empty means /etc/hosts.
+	HostsFile string
 	// Control, if non-nil, is called for each address the dialer is about
 	// to connect to, after the socket is created and before connect; an
 	// error refuses that address. See net.Dialer.ControlContext. With an
@@ -176,6 +178,7 @@ type Route struct {
 
 // Pool is an asynchronous dial pool. Its methods are safe for concurrent use.
 type Pool struct {
+	hosts   *hostsFile
 	timeout time.Duration
 	route   *Route // the default route (Config.Upstream and NoProxy)
 	dialer  net.Dialer
@@ -201,7 +204,11 @@ func New(cfg Config) *Pool {
 		cfg.Timeout = DefaultTimeout
 	}
 	ctx, stop := context.WithCancel(context.Background())
+	if cfg.HostsFile == "" {
+		cfg.HostsFile = "/etc/hosts"
+	}
 	return &Pool{
+		hosts:   newHostsFile(cfg.HostsFile),
 		timeout: cfg.Timeout,
 		route:   &Route{Upstream: cfg.Upstream, NoProxy: cfg.NoProxy},
 		dialer: net.Dialer{
@@ -224,14 +231,21 @@ func (p *Pool) QueueLen() int { return len(p.queue) }
 // DefaultRoute returns the route dials take when none is given.
 func (p *Pool) DefaultRoute() *Route { return p.route }
 
-// Job is one dial asked of the pool.
+// Direct reports whether route dials host:port itself rather than through
+// its upstream proxy.
+func (r *Route) Direct(host string, port uint16) bool {
+	return r.Upstream == nil || r.NoProxy.Bypass(host, port)
+}
+
+// Job is one dial (or lookup) asked of the pool.
 type Job struct {
-	host   string
-	port   uint16
-	route  *Route
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   func(Conn, error)
+	host     string
+	port     uint16
+	route    *Route
+	ctx      context.Context
+	cancel   context.CancelFunc
+	done     func(Conn, error)
+	resolved func([]netip.Addr, error) // set for a lookup instead of done
 }
 
 // Cancel abandons the dial. done is still called exactly once (with a
@@ -311,8 +325,89 @@ func (p *Pool) worker() {
 	}
 }
 
+// LookupStatic returns host's addresses from the hosts file, in the order
+// to try them, or nil if it is not listed there (then use Resolve). It
+// reads only a local file, at most once a second, and does not block on
+// the network: an event loop may call it.
+func (p *Pool) LookupStatic(host string) []netip.Addr {
+	if addrs := p.hosts.lookup(host); len(addrs) > 0 {
+		return Interleave(addrs)
+	}
+	return nil
+}
+
+// Resolve looks host up in a worker, within the pool's timeout, for a
+// caller that connects by itself (the engine connects non-blocking on its
+// event loop). On success done is later called exactly once, from a pool
+// goroutine, with the addresses in the order to try them: the resolver's
+// (RFC 6724) order with the two families interleaved, first family first
+// (RFC 8305 section 4). Errors are *Error, as for dials.
+func (p *Pool) Resolve(host string, done func([]netip.Addr, error)) (*Job, error) {
+	if p.closed.Load() {
+		return nil, &Error{Kind: KindClosed, Host: host, Err: ErrClosed}
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, p.timeout)
+	j := &Job{host: host, ctx: ctx, cancel: cancel, resolved: done}
+	select {
+	case p.queue <- j:
+	default:
+		cancel()
+		return nil, &Error{Kind: KindQueueFull, Host: host, Err: ErrQueueFull}
+	}
+	p.spawn()
+	return j, nil
+}
+
+func (p *Pool) lookup(j *Job) ([]netip.Addr, error) {
+	if err := j.ctx.Err(); err != nil {
+		return nil, p.fail(j, err)
+	}
+	r := p.dialer.Resolver
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	addrs, err := r.LookupNetIP(j.ctx, "ip", j.host)
+	if err != nil {
+		return nil, p.fail(j, err)
+	}
+	if len(addrs) == 0 {
+		return nil, p.failKind(j, KindNoSuchHost, &net.DNSError{Err: "no addresses", Name: j.host, IsNotFound: true})
+	}
+	return Interleave(addrs), nil
+}
+
+// Interleave orders addresses for connection attempts: the first address's
+// family first, then alternating families, each family keeping its order
+// (RFC 8305 section 4). IPv4-mapped IPv6 addresses are unmapped.
+func Interleave(addrs []netip.Addr) []netip.Addr {
+	out := make([]netip.Addr, 0, len(addrs))
+	var a, b []netip.Addr
+	for _, ip := range addrs {
+		ip = ip.Unmap()
+		if len(a) == 0 || a[0].Is4() == ip.Is4() {
+			a = append(a, ip)
+		} else {
+			b = append(b, ip)
+		}
+	}
+	for i := 0; i < len(a) || i < len(b); i++ {
+		if i < len(a) {
+			out = append(out, a[i])
+		}
+		if i < len(b) {
+			out = append(out, b[i])
+		}
+	}
+	return out
+}
+
 func (p *Pool) run(j *Job) {
 	defer j.cancel()
+	if j.resolved != nil {
+		addrs, err := p.lookup(j)
+		j.resolved(addrs, err)
+		return
+	}
 	c, err := p.connect(j)
 	if err != nil {
 		j.done(Conn{FD: -1}, err)
@@ -372,6 +467,10 @@ func (p *Pool) failKind(j *Job, k Kind, err error) error {
 	}
 	return &Error{Kind: k, Host: j.host, Port: j.port, Err: err}
 }
+
+// Classify maps an error from resolving or connecting (a *net.DNSError, a
+// syscall.Errno from connect or SO_ERROR, a context error) to a Kind.
+func Classify(err error) Kind { return classify(err) }
 
 // classify maps a dial error to a Kind.
 func classify(err error) Kind {

@@ -37,6 +37,7 @@ type Engine struct {
 	tick                                  time.Duration
 	hsTicks, dialTicks, idleTicks         uint32
 	lifeTicks, lingerTicks, acceptPauseTk uint32
+	attemptTicks                          uint32
 
 	active     atomic.Int64
 	handshakes atomic.Int64
@@ -76,9 +77,11 @@ func Start(cfg Config) (*Engine, error) {
 		return uint32(n)
 	}
 	e.hsTicks = ticks(cfg.HandshakeTimeout)
-	// The dial pool enforces the dial timeout itself; the engine's own
-	// deadline is a backstop a little later.
-	e.dialTicks = ticks(cfg.DialTimeout + cfg.DialTimeout/10 + e.tick)
+	// The dial timeout covers lookup and connect. The pool enforces it on
+	// lookups and chained dials; the engine on its own connects (and, a
+	// tick later, as a backstop on the pool).
+	e.dialTicks = ticks(cfg.DialTimeout) + 1
+	e.attemptTicks = ticks(attemptDelay)
 	e.idleTicks = ticks(cfg.IdleTimeout)
 	e.lifeTicks = ticks(cfg.MaxLifetime)
 	e.lingerTicks = ticks(cfg.Linger)

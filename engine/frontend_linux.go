@@ -72,7 +72,7 @@ func (l *loop) request(t *tunnel, host string, port uint16) {
 func (l *loop) refuse(t *tunnel, rep socks5.ReplyCode, status int, proxyError, body string) {
 	switch t.fe {
 	case feSOCKS5:
-		l.refuseWith(t, socks5.AppendReply(l.ans[:0], rep, netipZero))
+		l.refuseWith(t, socks5.AppendReply(t.owed(l.ans[:0]), rep, netipZero))
 	case feHTTP:
 		l.refuseWith(t, httpconnect.AppendError(l.ans[:0], status, proxyError, body))
 	default:
@@ -91,7 +91,7 @@ func deniedBody(host string, d policy.Decision) string {
 func (l *loop) connected(t *tunnel, c dial.Conn) bool {
 	switch t.fe {
 	case feSOCKS5:
-		return l.send(&t.c, socks5.AppendReply(l.ans[:0], socks5.RepSucceeded, c.Local))
+		return l.send(&t.c, socks5.AppendReply(t.owed(l.ans[:0]), socks5.RepSucceeded, c.Local))
 	case feHTTP:
 		return l.send(&t.c, httpconnect.AppendEstablished(l.ans[:0]))
 	}

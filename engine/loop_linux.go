@@ -16,8 +16,9 @@ import (
 
 // fdEntry says what a descriptor registered with a loop's poller is.
 type fdEntry struct {
-	s  *side
-	ln *listener
+	s   *side
+	ln  *listener
+	att *tunnel // a connection attempt of this dialing tunnel
 }
 
 // listener is one listening socket owned by one loop.
@@ -194,6 +195,10 @@ func (l *loop) onEvent(fd int, ev netpoll.IOEvent, _ netpoll.IOFlags) error {
 		}
 		if en.ln != nil {
 			l.accept(en.ln)
+			return nil
+		}
+		if en.att != nil {
+			l.onAttempt(en.att, fd, ev)
 			return nil
 		}
 	}

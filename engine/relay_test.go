@@ -293,18 +293,21 @@ func TestIdleTimeout(t *testing.T) {
 // TestSilentClientWhileServerStreamsIsNotIdle: bytes in either direction
 // keep a tunnel alive (the seed timed each direction separately).
 func TestSilentClientWhileServerStreamsIsNotIdle(t *testing.T) {
-	const idle = 200 * time.Millisecond
+	// A byte every idle/10, for 3 idle timeouts: the margin keeps a busy
+	// CI machine from making a real gap.
+	const idle = time.Second
+	const n = 30
 	tg := startTarget(t, func(c *net.TCPConn) {
-		for i := 0; i < 20; i++ { // 20 x 50 ms = 5 idle timeouts
+		for i := 0; i < n; i++ {
 			if _, err := c.Write([]byte{byte(i)}); err != nil {
 				return
 			}
-			time.Sleep(idle / 4)
+			time.Sleep(idle / 10)
 		}
 	})
 	p := startProxy(t, []string{"localhost"}, func(c *Config) { c.IdleTimeout = idle })
 	c := tunnelTo(t, p, tg.port)
-	for i := 0; i < 20; i++ {
+	for i := 0; i < n; i++ {
 		if got := readN(t, c, 1); got[0] != byte(i) {
 			t.Fatalf("byte %d = %d", i, got[0])
 		}
@@ -354,7 +357,7 @@ func TestResetPassedOn(t *testing.T) {
 // or leave tunnels; it still serves afterwards.
 func TestGarbageBytes(t *testing.T) {
 	tg := startTarget(t, echoHandler)
-	p := startProxy(t, []string{"localhost"}, func(c *Config) { c.HandshakeTimeout = 500 * time.Millisecond })
+	p := startProxy(t, []string{"localhost"}, func(c *Config) { c.HandshakeTimeout = 2 * time.Second })
 	for i := 0; i < 200; i++ {
 		c, err := net.Dial("tcp", p.addr)
 		if err != nil {

@@ -7,7 +7,10 @@ import (
 	"github.com/fastsocks/fastsocks/proto/socks5"
 )
 
-var errDialBackstop = errors.New("no dial result within the dial timeout")
+var (
+	errDialBackstop = errors.New("no address to connect to")
+	errDialTimeout  = errors.New("no connection within the dial timeout")
+)
 
 var netipZero netip.AddrPort
 
@@ -42,7 +45,11 @@ func (l *loop) socksHandshake(t *tunnel, data []byte) int {
 			l.refuseWith(t, socks5.AppendMethod(l.ans[:0], socks5.MethodNoAcceptable))
 			return used
 		}
-		if !l.send(&t.c, socks5.AppendMethod(l.ans[:0], want)) {
+		if _, _, rerr := socks5.ParseRequest(data); want == socks5.MethodNoAuth && rerr != socks5.ErrShort {
+			// The request came with the greeting: answer both at once,
+			// one write instead of two.
+			t.methodOwed = true
+		} else if !l.send(&t.c, socks5.AppendMethod(l.ans[:0], want)) {
 			return used
 		}
 		l.setState(t, next)
@@ -82,9 +89,18 @@ func (l *loop) socksHandshake(t *tunnel, data []byte) int {
 			rep = se.Reply
 		}
 		l.logRefused(t, err.Error())
-		l.refuseWith(t, socks5.AppendReply(l.ans[:0], rep, netipZero))
+		l.refuseWith(t, socks5.AppendReply(t.owed(l.ans[:0]), rep, netipZero))
 		return used
 	}
 	l.request(t, string(req.Host), req.Port)
 	return used
+}
+
+// owed appends the method selection a pipelined greeting is still owed.
+func (t *tunnel) owed(b []byte) []byte {
+	if t.methodOwed {
+		t.methodOwed = false
+		b = socks5.AppendMethod(b, socks5.MethodNoAuth)
+	}
+	return b
 }

@@ -61,7 +61,8 @@ type tunnel struct {
 	c, u   side // client, upstream (target)
 	state  state
 	fe     frontEnd
-	hs     []byte // handshake bytes kept across reads; nil when none
+	hs     []byte     // handshake bytes kept across reads; nil when none
+	dl     *dialState // a direct dial in progress
 	host   string
 	port   uint16
 	job    *dial.Job
@@ -77,6 +78,7 @@ type tunnel struct {
 
 	up, down    uint64
 	viaUpstream bool
+	methodOwed  bool // SOCKS5: the method selection waits to go out with the reply
 }
 
 func (t *tunnel) peer(s *side) *side {
@@ -407,7 +409,14 @@ func (l *loop) onEOF(src *side) {
 		l.closeTunnel(t, false)
 		return
 	}
-	if dst := t.peer(src); dst.pending() == 0 && !dst.shutWr {
+	dst := t.peer(src)
+	if dst.pending() == 0 && !dst.shutWr {
+		if dst.eof && src.shutWr {
+			// Both directions are over: close sends the FIN a shutdown
+			// would.
+			l.closeTunnel(t, false)
+			return
+		}
 		l.shutWrite(dst)
 	}
 	l.maybeDone(t)
@@ -439,6 +448,7 @@ func (l *loop) closeTunnel(t *tunnel, reset bool) {
 		t.job.Cancel() // its result arrives later and finds the tunnel closed
 		t.job = nil
 	}
+	l.closeAttempts(t)
 	if t.state == stateSplice && l.e.log.Enabled(context.Background(), slog.LevelInfo) {
 		route := "direct"
 		if t.viaUpstream {
@@ -477,6 +487,7 @@ func (l *loop) refuseWith(t *tunnel, answer []byte) {
 		t.job.Cancel()
 		t.job = nil
 	}
+	l.closeAttempts(t)
 	if t.u.fd >= 0 {
 		l.clearEntry(t.u.fd)
 		unix.Close(t.u.fd)
@@ -523,13 +534,22 @@ func (l *loop) drainClosing(t *tunnel) {
 	}
 }
 
-// startDial asks the dial pool for host:port; the result comes back to
-// this loop through post.
+// startDial dials host:port for t by its tenant's route: directly (the
+// loop connects, see connect_linux.go) or through the upstream proxy (the
+// pool does it all). The result comes back to this loop.
 func (l *loop) startDial(t *tunnel, host string, port uint16) {
 	t.host, t.port = host, port
 	l.setState(t, stateDialing)
 	l.wheel.add(t, l.tick, l.tick+l.e.dialTicks)
-	job, err := l.e.pool.DialRoute(host, port, t.tenant.Route, func(c dial.Conn, err error) {
+	route := t.tenant.Route
+	if route == nil {
+		route = l.e.pool.DefaultRoute()
+	}
+	if route.Direct(host, port) {
+		l.startDirect(t, host, port)
+		return
+	}
+	job, err := l.e.pool.DialRoute(host, port, route, func(c dial.Conn, err error) {
 		if !l.post(func(l *loop) { l.onDialed(t, c, err) }) && c.FD >= 0 {
 			unix.Close(c.FD) // the loop has stopped
 		}
@@ -541,7 +561,7 @@ func (l *loop) startDial(t *tunnel, host string, port uint16) {
 	t.job = job
 }
 
-// onDialed runs on the loop with a dial's result.
+// onDialed runs on the loop with a chained dial's result.
 func (l *loop) onDialed(t *tunnel, c dial.Conn, err error) {
 	if t.state != stateDialing {
 		if c.FD >= 0 {
@@ -564,6 +584,12 @@ func (l *loop) onDialed(t *tunnel, c dial.Conn, err error) {
 		l.dialFailed(t, err)
 		return
 	}
+	l.spliceStart(t, c)
+}
+
+// spliceStart answers the client once its target is connected (t.u.fd
+// set and watched) and starts relaying.
+func (l *loop) spliceStart(t *tunnel, c dial.Conn) {
 	l.setState(t, stateSplice)
 	t.lastActive = l.tick
 	l.armSplice(t)
@@ -574,7 +600,6 @@ func (l *loop) onDialed(t *tunnel, c dial.Conn, err error) {
 	if len(c.Early) > 0 {
 		// Bytes the upstream proxy read past its answer: the target's
 		// first bytes, due to the client before anything else.
-		t.lastActive = l.tick
 		t.down += uint64(len(c.Early))
 		l.bytesDown.Add(uint64(len(c.Early)))
 		if !l.send(&t.c, c.Early) {
@@ -586,6 +611,9 @@ func (l *loop) onDialed(t *tunnel, c dial.Conn, err error) {
 	}
 	if t.c.readable {
 		l.relayRead(&t.c)
+	}
+	if t.state == stateSplice && t.u.readable {
+		l.relayRead(&t.u)
 	}
 }
 
@@ -621,11 +649,17 @@ func (l *loop) onDeadline(t *tunnel) {
 		l.e.log.Info("handshake timeout", "client", t.clientName(), "listener", t.spec.name, "timeout", l.e.cfg.HandshakeTimeout)
 		l.closeTunnel(t, false)
 	case stateDialing:
-		if due := t.since + l.e.dialTicks; !reached(now, due) {
-			l.wheel.add(t, now, due)
+		if due := t.since + l.e.dialTicks; reached(now, due) {
+			l.closeAttempts(t)
+			l.dialFailed(t, &dial.Error{Kind: dial.KindTimeout, Host: t.host, Port: t.port, Err: errDialTimeout})
 			return
 		}
-		l.dialFailed(t, &dial.Error{Kind: dial.KindTimeout, Host: t.host, Port: t.port, Err: errDialBackstop})
+		if d := t.dl; d != nil && reached(now, d.nextAt) && d.inflight() < maxAttempts && d.next < len(d.addrs) {
+			l.attempt(t) // happy eyeballs: the next address joins in
+		}
+		if t.state == stateDialing {
+			l.armDialing(t)
+		}
 	case stateSplice:
 		if l.e.idleTicks > 0 && reached(now, t.lastActive+l.e.idleTicks) {
 			l.e.log.Debug("idle timeout", "client", t.clientName(), "host", t.host, "port", t.port)
