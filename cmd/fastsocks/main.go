@@ -49,7 +49,7 @@ type options struct {
 	idle, lifetime, drain time.Duration
 	loops, maxDials       int
 	logFormat, logLevel   string
-	upstream              string
+	upstream, config      string
 	showVersion           bool
 }
 
@@ -70,6 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, *flag.FlagSet, error
 	fs.IntVar(&o.loops, "loops", runtime.GOMAXPROCS(0), "number of event loops")
 	fs.IntVar(&o.maxDials, "max-dials", dial.DefaultWorkers, "dials in flight at once")
 	fs.StringVar(&o.upstream, "upstream", "", "corporate HTTP proxy to chain allowed tunnels through: host:port, http://host:port or http://user:pass@host:port; \"none\" ignores HTTPS_PROXY (default: HTTPS_PROXY, then https_proxy; NO_PROXY/no_proxy list hosts that go direct)")
+	fs.StringVar(&o.config, "config", "", "YAML file of listeners, tenants and settings (see README); flags given too override its settings; SIGHUP reloads it")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
@@ -175,7 +176,10 @@ func versionString() string {
 // run is main without os.Exit, for tests: it returns the exit code. If
 // ready is non-nil it receives the engine once listening.
 func run(args []string, stderr io.Writer, ready chan<- *engine.Engine) int {
-	o, _, err := parseFlags(args, stderr)
+	if len(args) > 0 && args[0] == "check" {
+		return runCheck(args[1:], stderr)
+	}
+	o, fs, err := parseFlags(args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -187,72 +191,68 @@ func run(args []string, stderr io.Writer, ready chan<- *engine.Engine) int {
 		fmt.Fprintln(stderr, "fastsocks", versionString())
 		return 0
 	}
-	log, err := newLogger(stderr, o.logFormat, o.logLevel)
+	set := setFlags(fs)
+	s, err := loadSettings(o, set, os.Getenv)
 	if err != nil {
 		fmt.Fprintln(stderr, "fastsocks:", err)
 		return 2
 	}
-	pol, err := buildPolicy(o)
+	log, err := newLogger(stderr, s.logFormat, s.logLevel)
 	if err != nil {
 		fmt.Fprintln(stderr, "fastsocks:", err)
 		return 2
 	}
-	if len(pol.Allow()) == 0 {
-		log.Warn("the allow list is empty: every request will be refused; add --allow PATTERN or --allow-file FILE")
+	for _, t := range s.tenants {
+		if len(t.Policy.Allow()) == 0 {
+			log.Warn("the allow list is empty: every request will be refused; add --allow PATTERN or --allow-file FILE (or allow: in the config file)", "tenant", t.Name)
+		}
 	}
-	up, upSource, err := dial.UpstreamFromEnv(o.upstream, os.Getenv)
-	if err != nil {
-		// Never fall back to dialing direct: the site may forbid it.
-		fmt.Fprintln(stderr, "fastsocks:", err)
-		return 2
-	}
-	noProxy := dial.NoProxyFromEnv(os.Getenv)
 	never := func(d time.Duration) time.Duration {
 		if d == 0 {
 			return -1
 		}
 		return d
 	}
-	pool := dial.New(dial.Config{Workers: o.maxDials, Timeout: o.dialTO, Upstream: up, NoProxy: noProxy})
+	pool := dial.New(dial.Config{Workers: s.maxDials, Timeout: s.dialTO, Upstream: s.upstream, NoProxy: s.noProxy})
 	defer pool.Close()
 	e, err := engine.Start(engine.Config{
-		Listen:           o.listen,
-		Loops:            o.loops,
-		Policy:           pol,
+		Listeners:        s.listeners,
+		Tenants:          s.tenants,
+		Loops:            s.loops,
 		Dialer:           pool,
-		HandshakeTimeout: o.handshake,
-		DialTimeout:      o.dialTO,
-		IdleTimeout:      never(o.idle),
-		MaxLifetime:      never(o.lifetime),
+		HandshakeTimeout: s.handshake,
+		DialTimeout:      s.dialTO,
+		IdleTimeout:      never(s.idle),
+		MaxLifetime:      never(s.lifetime),
 		Logger:           log,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "fastsocks:", err)
 		return 2
 	}
-	for _, a := range e.Addrs() {
-		log.Info("listening on "+a.String(), "loops", o.loops, "allow", len(pol.Allow()), "deny", len(pol.Deny()))
-		if ap, err := netip.ParseAddrPort(a.String()); err == nil && !ap.Addr().IsLoopback() {
-			log.Warn("listener is not on a loopback address and has no authentication: anyone who can reach it can use this proxy; firewall it or listen on 127.0.0.1", "addr", a.String())
-		}
-	}
-
-	if up != nil {
-		log.Info("allowed tunnels go through an upstream proxy", "upstream", up.String(), "from", upSource, "no_proxy", noProxy.String())
+	logListeners(log, e, s)
+	if s.upstream != nil {
+		log.Info("allowed tunnels go through an upstream proxy", "upstream", s.upstream.String(), "from", s.upSource, "no_proxy", s.noProxy.String())
 	} else {
 		log.Info("allowed tunnels are dialed directly (no upstream proxy)")
 	}
 
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	if ready != nil {
 		ready <- e
 	}
-	sig := <-sigs
+	var sig os.Signal
+	for sig = range sigs {
+		if sig != syscall.SIGHUP {
+			break
+		}
+		reload(log, e, o, set)
+	}
 	st := e.Stats()
-	log.Info("draining: no new connections; open tunnels get time to finish", "signal", sig.String(), "open", st.Active, "drain_timeout", o.drain)
-	ctx, cancel := context.WithTimeout(context.Background(), o.drain)
+	log.Info("draining: no new connections; open tunnels get time to finish", "signal", sig.String(), "open", st.Active, "drain_timeout", s.drain)
+	ctx, cancel := context.WithTimeout(context.Background(), s.drain)
 	defer cancel()
 	go func() {
 		// A second signal cuts the drain short.
@@ -269,5 +269,74 @@ func run(args []string, stderr io.Writer, ready chan<- *engine.Engine) int {
 	} else {
 		log.Info("stopped", "accepted", st.Accepted, "refused", st.Refused, "bytes_up", st.BytesUp, "bytes_down", st.BytesDown)
 	}
+	return 0
+}
+
+// setFlags returns the names of the flags given on the command line.
+func setFlags(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
+}
+
+func logListeners(log *slog.Logger, e *engine.Engine, s *settings) {
+	for i, a := range e.Addrs() {
+		l := s.listeners[i]
+		name := a.String()
+		if a.Network() == "unix" {
+			name = "unix:" + name
+		}
+		who := "tenant " + l.Tenant
+		if l.Credentials {
+			who = "credentials"
+		}
+		log.Info("listening on "+name, "for", who)
+		if ap, err := netip.ParseAddrPort(a.String()); err == nil && !ap.Addr().IsLoopback() && !l.Credentials {
+			log.Warn("listener is not on a loopback address and has no authentication: anyone who can reach it can use this proxy; firewall it, listen on 127.0.0.1, or use credentials", "addr", name)
+		}
+	}
+}
+
+// reload re-reads the config file (and the environment's upstream) and
+// applies listeners, tenants and routes. On any error the running
+// configuration stays. Timeouts, loops and logging need a restart.
+func reload(log *slog.Logger, e *engine.Engine, o *options, set map[string]bool) {
+	if o.config == "" {
+		log.Warn("SIGHUP ignored: there is no --config file to reload")
+		return
+	}
+	s, err := loadSettings(o, set, os.Getenv)
+	if err == nil {
+		err = e.Reload(s.listeners, s.tenants)
+	}
+	if err != nil {
+		log.Error("reload failed; the running configuration stays", "config", o.config, "err", err.Error())
+		return
+	}
+	log.Info("reloaded", "config", o.config, "listeners", len(s.listeners), "tenants", len(s.tenants))
+	logListeners(log, e, s)
+}
+
+// runCheck is "fastsocks check --config FILE": validate and exit.
+func runCheck(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("fastsocks check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "config file to check")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *path == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: fastsocks check --config FILE")
+		return 2
+	}
+	s, err := loadSettings(&options{config: *path}, map[string]bool{}, os.Getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	fmt.Fprintf(stderr, "%s: OK: %s\n", *path, s.describe())
 	return 0
 }

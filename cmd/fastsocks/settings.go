@@ -1,0 +1,144 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/fastsocks/fastsocks/config"
+	"github.com/fastsocks/fastsocks/dial"
+	"github.com/fastsocks/fastsocks/engine"
+	"github.com/fastsocks/fastsocks/policy"
+)
+
+// settings is what run needs, from flags alone or from a config file with
+// the flags given on the command line on top.
+type settings struct {
+	listeners []engine.Listener
+	tenants   []*engine.Tenant
+
+	upstream *dial.Upstream
+	upSource string
+	noProxy  dial.NoProxy
+
+	handshake, dialTO, idle, lifetime, drain time.Duration
+	loops, maxDials                          int
+	logFormat, logLevel                      string
+}
+
+// fileExclusive are flags that describe listeners and tenants: with a
+// config file those come from the file alone.
+var fileExclusive = []string{"listen", "allow", "deny", "allow-file", "deny-file"}
+
+// loadSettings builds the settings: from the flags, or from o.config with
+// the flags that were set (in set) overriding the file's scalar settings.
+// getenv supplies HTTPS_PROXY and NO_PROXY.
+func loadSettings(o *options, set map[string]bool, getenv func(string) string) (*settings, error) {
+	s := &settings{
+		handshake: o.handshake, dialTO: o.dialTO, idle: o.idle, lifetime: o.lifetime, drain: o.drain,
+		loops: o.loops, maxDials: o.maxDials, logFormat: o.logFormat, logLevel: o.logLevel,
+	}
+	var f *config.File
+	if o.config != "" {
+		var both []string
+		for _, name := range fileExclusive {
+			if set[name] {
+				both = append(both, "--"+name)
+			}
+		}
+		if len(both) > 0 {
+			return nil, fmt.Errorf("%s cannot be used with --config: listeners and tenants come from the file", strings.Join(both, ", "))
+		}
+		var err error
+		if f, err = config.Load(o.config); err != nil {
+			return nil, err
+		}
+		s.applyFile(f, set)
+	}
+
+	// The upstream: --upstream, else the file's, else the environment.
+	var err error
+	if !set["upstream"] && f != nil && f.Upstream != "" {
+		s.upSource = "config file " + f.Path
+		if f.Upstream != "none" {
+			if s.upstream, err = dial.ParseUpstream(f.Upstream); err != nil {
+				return nil, fmt.Errorf("%s: upstream: %w", f.Path, err)
+			}
+		}
+	} else if s.upstream, s.upSource, err = dial.UpstreamFromEnv(o.upstream, getenv); err != nil {
+		// Never fall back to dialing direct: the site may forbid it.
+		return nil, err
+	}
+	if f != nil && f.NoProxy != nil {
+		s.noProxy = dial.ParseNoProxy(*f.NoProxy)
+	} else {
+		s.noProxy = dial.NoProxyFromEnv(getenv)
+	}
+	global := &dial.Route{Upstream: s.upstream, NoProxy: s.noProxy}
+
+	if f == nil {
+		pol, err := buildPolicy(o)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range o.listen {
+			s.listeners = append(s.listeners, engine.Listener{Address: a, Tenant: engine.DefaultTenant})
+		}
+		s.tenants = []*engine.Tenant{{Name: engine.DefaultTenant, Policy: pol, Route: global}}
+		return s, nil
+	}
+	for _, l := range f.Listeners {
+		s.listeners = append(s.listeners, engine.Listener{Address: l.Address, Tenant: l.Tenant, Credentials: l.Credentials, Mode: l.Mode})
+	}
+	for _, t := range f.Tenants {
+		pol, err := policy.New(t.Allow, t.Deny)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: tenant %q: %w", f.Path, t.Line, t.Name, err)
+		}
+		route := global
+		switch t.Upstream {
+		case "":
+		case "none":
+			route = &dial.Route{}
+		default:
+			u, err := dial.ParseUpstream(t.Upstream)
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: tenant %q: upstream: %w", f.Path, t.Line, t.Name, err)
+			}
+			route = &dial.Route{Upstream: u, NoProxy: s.noProxy}
+		}
+		s.tenants = append(s.tenants, &engine.Tenant{Name: t.Name, Policy: pol, Route: route, Token: t.Token})
+	}
+	return s, nil
+}
+
+// applyFile takes the file's scalar settings where no flag was set.
+func (s *settings) applyFile(f *config.File, set map[string]bool) {
+	dur := func(flag string, dst *time.Duration, v *time.Duration) {
+		if v != nil && !set[flag] {
+			*dst = *v
+		}
+	}
+	dur("handshake-timeout", &s.handshake, f.Timeouts.Handshake)
+	dur("dial-timeout", &s.dialTO, f.Timeouts.Dial)
+	dur("idle-timeout", &s.idle, f.Timeouts.Idle)
+	dur("max-lifetime", &s.lifetime, f.Timeouts.MaxLifetime)
+	dur("drain-timeout", &s.drain, f.Timeouts.Drain)
+	if f.Loops > 0 && !set["loops"] {
+		s.loops = f.Loops
+	}
+	if f.MaxDials > 0 && !set["max-dials"] {
+		s.maxDials = f.MaxDials
+	}
+	if f.Log.Format != "" && !set["log-format"] {
+		s.logFormat = f.Log.Format
+	}
+	if f.Log.Level != "" && !set["log-level"] {
+		s.logLevel = f.Log.Level
+	}
+}
+
+// describe is a one-line summary for logs.
+func (s *settings) describe() string {
+	return fmt.Sprintf("%d listeners, %d tenants", len(s.listeners), len(s.tenants))
+}
