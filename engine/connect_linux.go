@@ -3,6 +3,7 @@ package engine
 import (
 	"net/netip"
 	"os"
+	"syscall"
 
 	"github.com/panjf2000/gnet/v2/pkg/netpoll"
 	"golang.org/x/sys/unix"
@@ -172,7 +173,7 @@ func (l *loop) onAttempt(t *tunnel, fd int, ev netpoll.IOEvent) {
 	t.dl = nil
 	c := dial.Conn{FD: fd}
 	if t.fe == feSOCKS5 {
-		if sa, err := unix.Getsockname(fd); err == nil {
+		if sa, err := syscall.Getsockname(fd); err == nil {
 			c.Local = addrPortOf(sa)
 		}
 	}

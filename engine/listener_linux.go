@@ -239,7 +239,7 @@ func listenTCP(ap netip.AddrPort) (int, netip.AddrPort, error) {
 	if err := unix.Listen(fd, 4096); err != nil {
 		return fail("listen", err)
 	}
-	sa, err := unix.Getsockname(fd)
+	sa, err := syscall.Getsockname(fd)
 	if err != nil {
 		return fail("getsockname", err)
 	}
@@ -253,11 +253,16 @@ func sockaddr(ap netip.AddrPort) unix.Sockaddr {
 	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
 }
 
-func addrPortOf(sa unix.Sockaddr) netip.AddrPort {
+// addrPortOf converts a socket address from the standard library's
+// syscall package. accept4 and getsockname go through it rather than
+// x/sys/unix, whose conversion of an AF_INET address asks the kernel for
+// the socket's protocol first: one extra getsockopt per call, twice per
+// tunnel.
+func addrPortOf(sa syscall.Sockaddr) netip.AddrPort {
 	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
+	case *syscall.SockaddrInet4:
 		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
-	case *unix.SockaddrInet6:
+	case *syscall.SockaddrInet6:
 		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), uint16(sa.Port))
 	}
 	return netip.AddrPort{}

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	gerrors "github.com/panjf2000/gnet/v2/pkg/errors"
@@ -288,7 +289,7 @@ func (l *loop) closeListeners() {
 // accept takes up to a batch of connections from ln.
 func (l *loop) accept(ln *listener) {
 	for i := 0; i < 64 && ln.fd >= 0; i++ {
-		fd, sa, err := unix.Accept4(ln.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		fd, sa, err := syscall.Accept4(ln.fd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
 		if err != nil {
 			switch err {
 			case unix.EAGAIN:
