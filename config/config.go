@@ -102,8 +102,9 @@ type File struct {
 
 // Listener is one address clients connect to.
 type Listener struct {
-	// Address is the address as written (trimmed): "host:port" or
-	// "unix:/path".
+	// Address is the address as written (trimmed): "host:port",
+	// "unix:/path", or "systemd:NAME" for a socket passed by systemd
+	// socket activation under that FileDescriptorName=.
 	Address string
 	// Unix is true for unix: addresses; Path is then the socket path,
 	// cleaned (filepath.Clean), absolute, at most 107 bytes.

@@ -226,7 +226,15 @@ func (p *parser) address(n *yaml.Node, raw string, l *Listener) {
 		return
 	}
 	var key string
-	if rest, ok := strings.CutPrefix(s, "unix:"); ok {
+	if name, ok := strings.CutPrefix(s, "systemd:"); ok {
+		// A socket systemd passes in (socket activation), by its
+		// FileDescriptorName=.
+		if name == "" || strings.ContainsAny(name, ": \t") {
+			p.errAt(n, "bad listener address %q: want systemd:NAME, NAME being the socket unit's FileDescriptorName=", s)
+			return
+		}
+		key = s
+	} else if rest, ok := strings.CutPrefix(s, "unix:"); ok {
 		path, why := p.unixPath(rest)
 		if why != "" {
 			p.errAt(n, "bad unix socket address %q: %s", s, why)

@@ -80,9 +80,17 @@ type Config struct {
 	// to measure the two against each other (BenchmarkAccept).
 	handoff bool
 
-	// Logger receives one line per refused request and per listener
-	// event. If nil, slog.Default() is used.
+	// MaxTunnels bounds the tunnels open at once (past their request:
+	// dialing or relaying); a request over it is refused (SOCKS5 0x01,
+	// HTTP 503). Zero means no bound.
+	MaxTunnels int
+
+	// Logger receives operational lines (listeners, timeouts, errors). If
+	// nil, slog.Default() is used.
 	Logger *slog.Logger
+	// AccessLog receives the decision log: one line per request. If nil,
+	// Logger is used.
+	AccessLog *slog.Logger
 }
 
 // DefaultTenant names the tenant the Listen/Policy shorthand makes.
@@ -128,6 +136,9 @@ func (c *Config) setDefaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.AccessLog == nil {
+		c.AccessLog = c.Logger
+	}
 	return nil
 }
 
@@ -144,14 +155,4 @@ func (c *Config) tickFor() time.Duration {
 		tick = 5 * time.Millisecond
 	}
 	return tick
-}
-
-// Stats is a snapshot of the engine's counters.
-type Stats struct {
-	Active     int64 // tunnels open, in any state
-	Handshakes int64 // of those, still in greeting or request
-	Accepted   uint64
-	Refused    uint64 // requests answered with a failure (policy, protocol, dial)
-	BytesUp    uint64 // client -> target
-	BytesDown  uint64 // target -> client
 }

@@ -41,6 +41,11 @@ type Engine struct {
 
 	active     atomic.Int64
 	handshakes atomic.Int64
+	tunnels    atomic.Int64
+	access     *slog.Logger
+	byTenant   sync.Map // name -> *tenantCounters
+	dialErrs   dialKinds
+	dialLat    dialHist
 
 	closeOnce  sync.Once
 	stopAccept sync.Once
@@ -63,7 +68,8 @@ func Start(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, pool: cfg.Dialer}
+	e := &Engine{cfg: cfg, log: cfg.Logger, access: cfg.AccessLog, pool: cfg.Dialer}
+	e.bindCounters(cfg.Tenants)
 	e.tenants.Store(ts)
 	e.tick = cfg.tickFor()
 	ticks := func(d time.Duration) uint32 {
@@ -139,6 +145,13 @@ func initRuntimePoller() error {
 	return nil
 }
 
+// bindCounters gives each tenant its counters, kept by name.
+func (e *Engine) bindCounters(tenants []*Tenant) {
+	for _, t := range tenants {
+		t.c = e.counters(t.Name)
+	}
+}
+
 // bindSpecs binds every listener; on error it closes what it bound.
 func (e *Engine) bindSpecs(ls []Listener) ([]*lnSpec, error) {
 	var specs []*lnSpec
@@ -150,7 +163,7 @@ func (e *Engine) bindSpecs(ls []Listener) ([]*lnSpec, error) {
 			}
 			return nil, err
 		}
-		if l.isUnix() {
+		if l.singleSocket() {
 			e.unixCount++
 		}
 		specs = append(specs, s)
@@ -189,18 +202,20 @@ func (e *Engine) Reload(listeners []Listener, tenants []*Tenant) error {
 		return errors.New("engine: reload while shutting down")
 	}
 	e.specMu.Lock()
-	old := make(map[string]*lnSpec, len(e.specs))
+	// Listeners are matched by address; several "host:0" ones match in
+	// order.
+	old := make(map[string][]*lnSpec, len(e.specs))
 	for _, s := range e.specs {
-		old[s.name] = s
+		old[s.name] = append(old[s.name], s)
 	}
 	e.specMu.Unlock()
 
 	next := make([]*lnSpec, 0, len(listeners))
 	var added []*lnSpec
 	for _, l := range listeners {
-		if s, ok := old[l.Address]; ok {
-			next = append(next, s)
-			delete(old, l.Address)
+		if q := old[l.Address]; len(q) > 0 {
+			next = append(next, q[0])
+			old[l.Address] = q[1:]
 			continue
 		}
 		s, err := e.bindSpec(l, e.unixCount)
@@ -210,7 +225,7 @@ func (e *Engine) Reload(listeners []Listener, tenants []*Tenant) error {
 			}
 			return err
 		}
-		if l.isUnix() {
+		if l.singleSocket() {
 			e.unixCount++
 		}
 		added = append(added, s)
@@ -218,6 +233,7 @@ func (e *Engine) Reload(listeners []Listener, tenants []*Tenant) error {
 	}
 
 	// Commit: nothing below fails.
+	e.bindCounters(tenants)
 	e.tenants.Store(ts)
 	for i, l := range listeners {
 		cl := l
@@ -233,17 +249,21 @@ func (e *Engine) Reload(listeners []Listener, tenants []*Tenant) error {
 			}
 		}
 	}
-	for _, s := range old {
-		for _, ln := range s.socks {
-			wg.Add(1)
-			if !ln.loop.post(func(l *loop) { l.closeListener(ln); wg.Done() }) {
-				wg.Done()
+	for _, q := range old {
+		for _, s := range q {
+			for _, ln := range s.socks {
+				wg.Add(1)
+				if !ln.loop.post(func(l *loop) { l.closeListener(ln); wg.Done() }) {
+					wg.Done()
+				}
 			}
 		}
 	}
 	wg.Wait()
-	for _, s := range old {
-		s.removeSocketFile()
+	for _, q := range old {
+		for _, s := range q {
+			s.removeSocketFile()
+		}
 	}
 	e.specMu.Lock()
 	e.specs = next
@@ -253,7 +273,15 @@ func (e *Engine) Reload(listeners []Listener, tenants []*Tenant) error {
 
 // Stats returns a snapshot of the engine's counters.
 func (e *Engine) Stats() Stats {
-	st := Stats{Active: e.active.Load(), Handshakes: e.handshakes.Load()}
+	st := Stats{
+		Active:      e.active.Load(),
+		Handshakes:  e.handshakes.Load(),
+		Tunnels:     e.tunnels.Load(),
+		DialErrors:  e.dialErrs.snapshot(),
+		DialLatency: e.dialLat.snapshot(),
+		DialQueue:   e.pool.QueueLen(),
+		Tenants:     e.tenantStats(),
+	}
 	for _, l := range e.loops {
 		st.Accepted += l.accepted.Load()
 		st.Refused += l.refused.Load()

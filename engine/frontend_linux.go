@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/fastsocks/fastsocks/dial"
 	"github.com/fastsocks/fastsocks/policy"
@@ -32,39 +33,71 @@ func (t *tunnel) tenantName() string {
 	return ""
 }
 
-// logRefused writes the one line a refused request gets: who, through
-// which listener and front end, and why; attrs add the target and rule.
-func (l *loop) logRefused(t *tunnel, reason string, attrs ...any) {
-	l.refused.Add(1)
-	if !l.e.log.Enabled(context.Background(), slog.LevelInfo) {
+// logRequest writes the decision-log line of a request: who, through
+// which listener and front end, the target, the verdict and why, and for
+// a tunnel that ran, its route, bytes and duration. Refusals are counted
+// for the tenant by reason.
+func (l *loop) logRequest(t *tunnel, v Verdict, reason string, attrs ...any) {
+	if v != VerdictAllow {
+		l.refused.Add(1)
+		l.e.countersFor(t).refuse(v, reason)
+	}
+	log := l.e.access
+	if !log.Enabled(context.Background(), slog.LevelInfo) {
 		return
 	}
-	args := append([]any{"tenant", t.tenantName(), "client", t.clientName(), "listener", t.spec.name,
-		"front_end", t.frontEndName(), "reason", reason}, attrs...)
-	l.e.log.Info("request refused", args...)
+	args := make([]any, 0, 24+len(attrs))
+	args = append(args, "tenant", t.tenantName(), "client", t.clientName(), "listener", t.spec.name,
+		"front_end", t.frontEndName())
+	if t.host != "" {
+		args = append(args, "host", t.host, "port", t.port)
+	}
+	args = append(args, "verdict", v.String(), "reason", reason)
+	if t.dialed {
+		route := "direct"
+		if t.viaUpstream {
+			route = "upstream"
+		}
+		args = append(args, "route", route)
+	}
+	if v == VerdictAllow {
+		args = append(args, "bytes_up", t.up, "bytes_down", t.down)
+	}
+	args = append(args, "duration", time.Duration(monoNow()-t.openedNs).Round(time.Millisecond))
+	args = append(args, attrs...)
+	log.Info("request", args...)
 }
 
-// request resolves the tenant, runs its policy on a parsed request and
-// either starts the dial or refuses it in the client's protocol.
+// request resolves the tenant, runs its policy and limits on a parsed
+// request and either starts the dial or refuses it in the client's
+// protocol.
 func (l *loop) request(t *tunnel, host string, port uint16) {
+	t.host, t.port = host, port
 	if t.tenant == nil {
 		name := t.spec.conf.Load().Tenant
 		t.tenant = l.e.tenants.Load().byName[name]
 		if t.tenant == nil {
 			// The listener's tenant went away in a reload racing this
 			// request: nothing allows it.
-			l.logRefused(t, "tenant-gone", "host", host, "port", port)
+			l.logRequest(t, VerdictDeny, "tenant-gone")
 			l.refuse(t, socks5.RepNotAllowed, 403, "tenant-gone", "fastsocks: this listener's tenant is no longer configured")
 			return
 		}
 	}
 	d := t.tenant.Policy.Decide(host)
-	if d.Allowed {
-		l.startDial(t, host, port)
+	if !d.Allowed {
+		l.logRequest(t, VerdictDeny, d.Reason(), "rule", d.String())
+		l.refuse(t, socks5.RepNotAllowed, 403, d.Reason(), deniedBody(host, d))
 		return
 	}
-	l.logRefused(t, d.Reason(), "host", host, "port", port, "rule", d.String())
-	l.refuse(t, socks5.RepNotAllowed, 403, d.Reason(), deniedBody(host, d))
+	t.rule = d.Rule
+	if reason := l.e.admit(t.tenant); reason != "" {
+		l.logRequest(t, VerdictError, reason, "rule", d.String())
+		l.refuse(t, socks5.RepGeneralFailure, 503, reason, "fastsocks: too many open tunnels ("+reason+"); try again later")
+		return
+	}
+	t.counted = true
+	l.startDial(t, host, port)
 }
 
 // refuse answers in the client's protocol (rep for SOCKS5; status, the
@@ -101,12 +134,13 @@ func (l *loop) connected(t *tunnel, c dial.Conn) bool {
 // dialFailed answers a failed dial in the client's protocol and closes.
 func (l *loop) dialFailed(t *tunnel, err error) {
 	kind := dial.KindOf(err)
-	route := "direct"
 	var de *dial.Error
 	if errors.As(err, &de) && de.Upstream {
-		route = "upstream"
+		t.viaUpstream = true
 	}
-	l.logRefused(t, "dial-"+kind.String(), "host", t.host, "port", t.port, "route", route, "err", err.Error())
+	l.e.dialErrs.add(kind)
+	l.e.dialLat.observe(time.Duration(monoNow() - t.dialNs))
+	l.logRequest(t, VerdictError, "dial-"+kind.String(), "detail", err.Error())
 	l.refuse(t, socksRep(kind), httpStatus(kind), "dial-"+kind.String(), "fastsocks: "+err.Error())
 }
 

@@ -21,7 +21,10 @@ func (l *loop) httpHandshake(t *tunnel, data []byte) int {
 		if !errors.As(err, &he) {
 			he = httpconnect.ErrMalformed
 		}
-		l.logRefused(t, err.Error(), "host", string(req.Host), "port", req.Port)
+		if len(req.Host) > 0 {
+			t.host, t.port = string(req.Host), req.Port
+		}
+		l.logRequest(t, VerdictError, "protocol", "detail", err.Error())
 		l.refuseWith(t, httpconnect.AppendErrorFor(l.ans[:0], he))
 		return n
 	}
@@ -33,7 +36,8 @@ func (l *loop) httpHandshake(t *tunnel, data []byte) int {
 			if req.ProxyAuthorization == nil {
 				reason = "no-credentials"
 			}
-			l.logRefused(t, reason, "user", string(user), "host", string(req.Host), "port", req.Port)
+			t.host, t.port = string(req.Host), req.Port
+			l.logRequest(t, VerdictDeny, reason, "user", string(user))
 			l.refuseWith(t, httpconnect.AppendError(l.ans[:0], 407, "", "fastsocks: this listener needs Proxy-Authorization: Basic with tenant:token"))
 			return n
 		}

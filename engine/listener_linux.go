@@ -38,6 +38,18 @@ func (e *Engine) bindSpec(l Listener, unixIndex int) (*lnSpec, error) {
 	s := &lnSpec{name: l.Address}
 	cl := l
 	s.conf.Store(&cl)
+	if fd, ok := l.inherited(); ok {
+		// A listening socket handed over by the service manager
+		// (systemd socket activation): used as it is, never unlinked.
+		addr, err := adoptListener(fd)
+		if err != nil {
+			return nil, fmt.Errorf("listener %s: %w", l.Address, err)
+		}
+		s.addr = addr
+		owner := e.loops[unixIndex%len(e.loops)]
+		s.socks = []*listener{{fd: fd, spec: s, loop: owner}}
+		return s, nil
+	}
 	if l.isUnix() {
 		fd, err := e.listenUnix(s, l)
 		if err != nil {
@@ -154,6 +166,29 @@ func (e *Engine) listenUnix(s *lnSpec, l Listener) (int, error) {
 	s.path, s.dev, s.ino = path, st.Dev, st.Ino
 	s.addr = &net.UnixAddr{Net: "unix", Name: path}
 	return fd, nil
+}
+
+// adoptListener checks that fd is a listening stream socket, makes it
+// non-blocking and close-on-exec, and returns its address.
+func adoptListener(fd int) (net.Addr, error) {
+	if v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || v != 1 {
+		return nil, fmt.Errorf("descriptor %d is not a listening socket (SO_ACCEPTCONN %d, %v)", fd, v, err)
+	}
+	if v, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); v != unix.SOCK_STREAM {
+		return nil, fmt.Errorf("descriptor %d is not a stream socket", fd)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return nil, os.NewSyscallError("fcntl(O_NONBLOCK)", err)
+	}
+	unix.CloseOnExec(fd)
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		return nil, os.NewSyscallError("getsockname", err)
+	}
+	if su, ok := sa.(*syscall.SockaddrUnix); ok {
+		return &net.UnixAddr{Net: "unix", Name: su.Name}, nil
+	}
+	return net.TCPAddrFromAddrPort(addrPortOf(sa)), nil
 }
 
 // clearStaleSocket removes path if it is a unix socket nobody accepts on.

@@ -257,7 +257,7 @@ func TestHandshakeTimeout(t *testing.T) {
 	if d := time.Since(start); d < 150*time.Millisecond {
 		t.Fatalf("closed after %v, before the 200ms handshake timeout", d)
 	}
-	if !contains(p.log.String(), "handshake timeout") {
+	if !contains(p.log.String(), "reason=handshake-timeout") {
 		t.Errorf("no handshake timeout log line:\n%s", p.log)
 	}
 }

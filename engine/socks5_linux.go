@@ -27,7 +27,7 @@ func (l *loop) socksHandshake(t *tunnel, data []byte) int {
 		}
 		if err != nil {
 			// Not SOCKS5 after all: no SOCKS5 answer exists for it.
-			l.logRefused(t, err.Error())
+			l.logRequest(t, VerdictError, "protocol", "detail", err.Error())
 			l.closeTunnel(t, false)
 			return 0
 		}
@@ -37,11 +37,11 @@ func (l *loop) socksHandshake(t *tunnel, data []byte) int {
 			want, next = socks5.MethodUserPass, stateAuth
 		}
 		if !g.Offers(want) {
-			reason := "no-acceptable-method: this listener takes no authentication (0x00)"
+			detail := "this listener takes no authentication (0x00)"
 			if want == socks5.MethodUserPass {
-				reason = "no-acceptable-method: this listener takes username/password (0x02) naming the tenant"
+				detail = "this listener takes username/password (0x02) naming the tenant"
 			}
-			l.logRefused(t, reason)
+			l.logRequest(t, VerdictDeny, "no-acceptable-method", "detail", detail)
 			l.refuseWith(t, socks5.AppendMethod(l.ans[:0], socks5.MethodNoAcceptable))
 			return used
 		}
@@ -61,13 +61,13 @@ func (l *loop) socksHandshake(t *tunnel, data []byte) int {
 		}
 		used, data = used+n, data[n:]
 		if err != nil {
-			l.logRefused(t, err.Error())
+			l.logRequest(t, VerdictError, "protocol", "detail", err.Error())
 			l.refuseWith(t, socks5.AppendUserPassStatus(l.ans[:0], false))
 			return used
 		}
 		tenant := l.e.tenants.Load().byName[string(up.User)]
 		if !tenant.checkToken(up.Pass) {
-			l.logRefused(t, "bad-credentials", "user", string(up.User))
+			l.logRequest(t, VerdictDeny, "bad-credentials", "user", string(up.User))
 			l.refuseWith(t, socks5.AppendUserPassStatus(l.ans[:0], false))
 			return used
 		}
@@ -88,7 +88,10 @@ func (l *loop) socksHandshake(t *tunnel, data []byte) int {
 		if errors.As(err, &se) {
 			rep = se.Reply
 		}
-		l.logRefused(t, err.Error())
+		if len(req.Host) > 0 {
+			t.host, t.port = string(req.Host), req.Port
+		}
+		l.logRequest(t, VerdictError, "protocol", "detail", err.Error())
 		l.refuseWith(t, socks5.AppendReply(t.owed(l.ans[:0]), rep, netipZero))
 		return used
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/fastsocks/fastsocks/dial"
@@ -25,6 +26,11 @@ type Tenant struct {
 	// Token is the password that selects this tenant on a credentials
 	// listener; empty means the tenant cannot be selected that way.
 	Token string
+	// MaxTunnels bounds the tenant's tunnels open at once (dialing or
+	// relaying); zero means no bound but the engine's.
+	MaxTunnels int
+
+	c *tenantCounters // set by the engine that serves the tenant
 }
 
 // checkToken compares a client's password with the tenant's token in time
@@ -41,8 +47,9 @@ func (t *Tenant) checkToken(pass []byte) bool {
 
 // Listener is one address the engine accepts on and who its clients are.
 type Listener struct {
-	// Address is "host:port" for TCP (port 0 picks one) or "unix:/path"
-	// for a unix socket.
+	// Address is "host:port" for TCP (port 0 picks one), "unix:/path"
+	// for a unix socket, or "fd:N" for a listening socket inherited as
+	// descriptor N (systemd socket activation).
 	Address string
 	// Tenant names the tenant of every client of this listener. It is
 	// ignored when Credentials is set.
@@ -56,6 +63,26 @@ type Listener struct {
 }
 
 func (l Listener) isUnix() bool { return strings.HasPrefix(l.Address, "unix:") }
+
+// singleSocket reports whether l is served by one socket on one loop (a
+// unix socket or an inherited one) rather than one per loop.
+func (l Listener) singleSocket() bool {
+	_, inh := l.inherited()
+	return l.isUnix() || inh
+}
+
+// inherited returns the descriptor of an "fd:N" listener.
+func (l Listener) inherited() (int, bool) {
+	n, ok := strings.CutPrefix(l.Address, "fd:")
+	if !ok {
+		return -1, false
+	}
+	fd, err := strconv.Atoi(n)
+	if err != nil || fd < 3 {
+		return -1, false
+	}
+	return fd, true
+}
 
 func (l Listener) unixPath() string { return strings.TrimPrefix(l.Address, "unix:") }
 
@@ -86,10 +113,15 @@ func checkListeners(ls []Listener, ts *tenantSet) error {
 		if l.Address == "" {
 			return fmt.Errorf("engine: a listener has no address")
 		}
-		if seen[l.Address] {
+		if seen[l.Address] && !strings.HasSuffix(l.Address, ":0") {
 			return fmt.Errorf("engine: listener %q given twice", l.Address)
 		}
 		seen[l.Address] = true
+		if strings.HasPrefix(l.Address, "fd:") {
+			if _, ok := l.inherited(); !ok {
+				return fmt.Errorf("engine: listener %q: want fd:N with N >= 3, an inherited descriptor", l.Address)
+			}
+		}
 		if l.isUnix() && !strings.HasPrefix(l.unixPath(), "/") {
 			return fmt.Errorf("engine: listener %q: a unix socket path must be absolute", l.Address)
 		}

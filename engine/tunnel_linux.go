@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"context"
-	"log/slog"
 	"net/netip"
 	"time"
 
@@ -58,18 +56,20 @@ func (s *side) pending() int { return len(s.out) - s.off }
 
 // tunnel is one client connection and, once dialed, its target.
 type tunnel struct {
-	c, u   side // client, upstream (target)
-	state  state
-	fe     frontEnd
-	hs     []byte     // handshake bytes kept across reads; nil when none
-	dl     *dialState // a direct dial in progress
-	host   string
-	port   uint16
-	job    *dial.Job
-	client netip.AddrPort
-	opened time.Time
-	spec   *lnSpec // the listener it came in on
-	tenant *Tenant // set by credentials, or at the request from the listener
+	c, u     side // client, upstream (target)
+	state    state
+	fe       frontEnd
+	hs       []byte     // handshake bytes kept across reads; nil when none
+	dl       *dialState // a direct dial in progress
+	host     string
+	port     uint16
+	job      *dial.Job
+	client   netip.AddrPort
+	openedNs int64   // monoNow at accept
+	dialNs   int64   // monoNow when the dial started
+	rule     string  // the allow rule that let the request through
+	spec     *lnSpec // the listener it came in on
+	tenant   *Tenant // set by credentials, or at the request from the listener
 
 	created, since, lastActive uint32 // ticks: accept, entering the current state, last byte moved
 
@@ -78,6 +78,8 @@ type tunnel struct {
 
 	up, down    uint64
 	viaUpstream bool
+	dialed      bool // a dial was started (the log gives its route)
+	counted     bool // admitted: counts against the tunnel limits
 	methodOwed  bool // SOCKS5: the method selection waits to go out with the reply
 }
 
@@ -104,7 +106,7 @@ func (l *loop) open(fd int, client netip.AddrPort, spec *lnSpec) {
 	if client.IsValid() {
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	}
-	t := &tunnel{client: client, spec: spec, opened: time.Now(), created: l.tick, since: l.tick, lastActive: l.tick, wslot: -1}
+	t := &tunnel{client: client, spec: spec, openedNs: monoNow(), created: l.tick, since: l.tick, lastActive: l.tick, wslot: -1}
 	t.c = side{t: t, fd: fd}
 	t.u = side{t: t, fd: -1}
 	l.setEntry(fd, fdEntry{s: &t.c})
@@ -121,10 +123,14 @@ func (l *loop) open(fd int, client netip.AddrPort, spec *lnSpec) {
 	l.wheel.add(t, l.tick, t.created+l.e.hsTicks)
 }
 
-// setState moves t to st, keeping the handshake gauge.
+// setState moves t to st, keeping the handshake and tunnel gauges.
 func (l *loop) setState(t *tunnel, st state) {
 	if t.state < stateDialing && st >= stateDialing {
 		l.e.handshakes.Add(-1)
+	}
+	if t.counted && st >= stateClosing {
+		t.counted = false
+		l.e.release(t.tenant)
 	}
 	t.state = st
 	t.since = l.tick
@@ -244,8 +250,7 @@ func (l *loop) handshake(t *tunnel, data []byte) int {
 			t.fe = feHTTP
 		default:
 			// Neither front end: close without an answer.
-			l.e.log.Info("request refused", "client", t.clientName(), "listener", t.spec.name, "reason", "first byte is neither SOCKS5 (0x05) nor an HTTP method")
-			l.refused.Add(1)
+			l.logRequest(t, VerdictError, "protocol", "detail", "the first byte is neither SOCKS5 (0x05) nor an HTTP method")
 			l.closeTunnel(t, false)
 			return 0
 		}
@@ -299,9 +304,11 @@ func (l *loop) relayRead(src *side) {
 		if src == &t.c {
 			t.up += uint64(n)
 			l.bytesUp.Add(uint64(n))
+			t.tenant.c.bytesUp.Add(uint64(n))
 		} else {
 			t.down += uint64(n)
 			l.bytesDown.Add(uint64(n))
+			t.tenant.c.bytesDown.Add(uint64(n))
 		}
 		if !l.send(dst, l.buf[:n]) {
 			return
@@ -449,14 +456,11 @@ func (l *loop) closeTunnel(t *tunnel, reset bool) {
 		t.job = nil
 	}
 	l.closeAttempts(t)
-	if t.state == stateSplice && l.e.log.Enabled(context.Background(), slog.LevelInfo) {
-		route := "direct"
-		if t.viaUpstream {
-			route = "upstream"
-		}
-		l.e.log.Info("tunnel closed", "tenant", t.tenantName(), "client", t.clientName(), "front_end", t.frontEndName(),
-			"host", t.host, "port", t.port, "route", route, "reset", reset,
-			"bytes_up", t.up, "bytes_down", t.down, "duration", time.Since(t.opened).Round(time.Millisecond))
+	switch {
+	case t.state == stateSplice:
+		l.logRequest(t, VerdictAllow, "rule", "rule", t.rule, "reset", reset)
+	case t.state == stateDialing:
+		l.logRequest(t, VerdictError, "client-gone", "detail", "the client left while its dial was in flight")
 	}
 	l.setState(t, stateClosed)
 	l.wheel.remove(t)
@@ -539,6 +543,7 @@ func (l *loop) drainClosing(t *tunnel) {
 // pool does it all). The result comes back to this loop.
 func (l *loop) startDial(t *tunnel, host string, port uint16) {
 	t.host, t.port = host, port
+	t.dialed, t.dialNs = true, monoNow()
 	l.setState(t, stateDialing)
 	l.wheel.add(t, l.tick, l.tick+l.e.dialTicks)
 	route := t.tenant.Route
@@ -590,6 +595,8 @@ func (l *loop) onDialed(t *tunnel, c dial.Conn, err error) {
 // spliceStart answers the client once its target is connected (t.u.fd
 // set and watched) and starts relaying.
 func (l *loop) spliceStart(t *tunnel, c dial.Conn) {
+	l.e.dialLat.observe(time.Duration(monoNow() - t.dialNs))
+	t.tenant.c.verdicts[VerdictAllow].Add(1)
 	l.setState(t, stateSplice)
 	t.lastActive = l.tick
 	l.armSplice(t)
@@ -602,6 +609,7 @@ func (l *loop) spliceStart(t *tunnel, c dial.Conn) {
 		// first bytes, due to the client before anything else.
 		t.down += uint64(len(c.Early))
 		l.bytesDown.Add(uint64(len(c.Early)))
+		t.tenant.c.bytesDown.Add(uint64(len(c.Early)))
 		if !l.send(&t.c, c.Early) {
 			return
 		}
@@ -646,7 +654,7 @@ func (l *loop) onDeadline(t *tunnel) {
 			l.wheel.add(t, now, due)
 			return
 		}
-		l.e.log.Info("handshake timeout", "client", t.clientName(), "listener", t.spec.name, "timeout", l.e.cfg.HandshakeTimeout)
+		l.logRequest(t, VerdictError, "handshake-timeout", "timeout", l.e.cfg.HandshakeTimeout)
 		l.closeTunnel(t, false)
 	case stateDialing:
 		if due := t.since + l.e.dialTicks; reached(now, due) {

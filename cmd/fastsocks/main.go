@@ -48,7 +48,9 @@ type options struct {
 	handshake, dialTO     time.Duration
 	idle, lifetime, drain time.Duration
 	loops, maxDials       int
+	maxTunnels            int
 	logFormat, logLevel   string
+	accessLog, admin      string
 	upstream, config      string
 	showVersion           bool
 }
@@ -70,6 +72,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, *flag.FlagSet, error
 	fs.IntVar(&o.loops, "loops", runtime.GOMAXPROCS(0), "number of event loops")
 	fs.IntVar(&o.maxDials, "max-dials", dial.DefaultWorkers, "dials in flight at once")
 	fs.StringVar(&o.upstream, "upstream", "", "corporate HTTP proxy to chain allowed tunnels through: host:port, http://host:port or http://user:pass@host:port; \"none\" ignores HTTPS_PROXY (default: HTTPS_PROXY, then https_proxy; NO_PROXY/no_proxy list hosts that go direct)")
+	fs.IntVar(&o.maxTunnels, "max-tunnels", 0, "tunnels open at once, all tenants together; over it a request gets SOCKS5 0x01 / HTTP 503 (0 = no bound but the descriptor limit)")
+	fs.StringVar(&o.accessLog, "access-log", "", "file for the decision log, one line per request (default: stderr with the other logs)")
+	fs.StringVar(&o.admin, "admin", "", "address for /metrics, /healthz and /debug/pprof/, e.g. 127.0.0.1:9090 (default: off)")
 	fs.StringVar(&o.config, "config", "", "YAML file of listeners, tenants and settings (see README); flags given too override its settings; SIGHUP reloads it")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -98,6 +103,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, *flag.FlagSet, error
 		return nil, fs, fmt.Errorf("--loops must be at least 1, got %d", o.loops)
 	case o.maxDials <= 0:
 		return nil, fs, fmt.Errorf("--max-dials must be at least 1, got %d", o.maxDials)
+	case o.maxTunnels < 0:
+		return nil, fs, fmt.Errorf("--max-tunnels must be 0 (no bound) or positive, got %d", o.maxTunnels)
 	}
 	return o, fs, nil
 }
@@ -192,7 +199,12 @@ func run(args []string, stderr io.Writer, ready chan<- *engine.Engine) int {
 		return 0
 	}
 	set := setFlags(fs)
-	s, err := loadSettings(o, set, os.Getenv)
+	inherited, err := socketActivation(os.Getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, "fastsocks:", err)
+		return 2
+	}
+	s, err := loadSettings(o, set, os.Getenv, inherited)
 	if err != nil {
 		fmt.Fprintln(stderr, "fastsocks:", err)
 		return 2
@@ -202,6 +214,20 @@ func run(args []string, stderr io.Writer, ready chan<- *engine.Engine) int {
 		fmt.Fprintln(stderr, "fastsocks:", err)
 		return 2
 	}
+	access := log
+	if s.accessLog != "" {
+		f, err := os.OpenFile(s.accessLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			fmt.Fprintln(stderr, "fastsocks: --access-log:", err)
+			return 2
+		}
+		defer f.Close()
+		if access, err = newLogger(f, s.logFormat, "info"); err != nil {
+			fmt.Fprintln(stderr, "fastsocks:", err)
+			return 2
+		}
+	}
+	raiseFDLimit(log)
 	for _, t := range s.tenants {
 		if len(t.Policy.Allow()) == 0 {
 			log.Warn("the allow list is empty: every request will be refused; add --allow PATTERN or --allow-file FILE (or allow: in the config file)", "tenant", t.Name)
@@ -224,7 +250,9 @@ func run(args []string, stderr io.Writer, ready chan<- *engine.Engine) int {
 		DialTimeout:      s.dialTO,
 		IdleTimeout:      never(s.idle),
 		MaxLifetime:      never(s.lifetime),
+		MaxTunnels:       s.maxTunnels,
 		Logger:           log,
+		AccessLog:        access,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "fastsocks:", err)
@@ -248,7 +276,7 @@ func run(args []string, stderr io.Writer, ready chan<- *engine.Engine) int {
 		if sig != syscall.SIGHUP {
 			break
 		}
-		reload(log, e, o, set)
+		reload(log, e, o, set, inherited)
 	}
 	st := e.Stats()
 	log.Info("draining: no new connections; open tunnels get time to finish", "signal", sig.String(), "open", st.Active, "drain_timeout", s.drain)
@@ -270,6 +298,31 @@ func run(args []string, stderr io.Writer, ready chan<- *engine.Engine) int {
 		log.Info("stopped", "accepted", st.Accepted, "refused", st.Refused, "bytes_up", st.BytesUp, "bytes_down", st.BytesDown)
 	}
 	return 0
+}
+
+// fdReserve is what the process keeps for itself (listeners, the
+// admin side, the access log) when the descriptor limit is shared out.
+const fdReserve = 64
+
+// raiseFDLimit raises RLIMIT_NOFILE's soft limit to its hard limit and
+// logs the tunnel capacity that gives: a tunnel holds two descriptors.
+func raiseFDLimit(log *slog.Logger) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		log.Warn("cannot read the file descriptor limit", "err", err)
+		return
+	}
+	if rl.Cur < rl.Max {
+		old := rl.Cur
+		rl.Cur = rl.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+			log.Warn("cannot raise the file descriptor limit", "soft", old, "hard", rl.Max, "err", err)
+			syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl)
+		}
+	}
+	capacity := (int64(rl.Cur) - fdReserve) / 2
+	log.Info("file descriptor limit", "limit", rl.Cur, "tunnel_capacity", capacity,
+		"note", "each tunnel holds 2 descriptors; raise LimitNOFILE= (systemd) or ulimit -n for more")
 }
 
 // setFlags returns the names of the flags given on the command line.
@@ -300,12 +353,12 @@ func logListeners(log *slog.Logger, e *engine.Engine, s *settings) {
 // reload re-reads the config file (and the environment's upstream) and
 // applies listeners, tenants and routes. On any error the running
 // configuration stays. Timeouts, loops and logging need a restart.
-func reload(log *slog.Logger, e *engine.Engine, o *options, set map[string]bool) {
+func reload(log *slog.Logger, e *engine.Engine, o *options, set map[string]bool, inherited []inheritedFD) {
 	if o.config == "" {
 		log.Warn("SIGHUP ignored: there is no --config file to reload")
 		return
 	}
-	s, err := loadSettings(o, set, os.Getenv)
+	s, err := loadSettings(o, set, os.Getenv, inherited)
 	if err == nil {
 		err = e.Reload(s.listeners, s.tenants)
 	}
@@ -332,7 +385,7 @@ func runCheck(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: fastsocks check --config FILE")
 		return 2
 	}
-	s, err := loadSettings(&options{config: *path}, map[string]bool{}, os.Getenv)
+	s, err := loadSettings(&options{config: *path}, map[string]bool{}, os.Getenv, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2

@@ -22,8 +22,8 @@ type settings struct {
 	noProxy  dial.NoProxy
 
 	handshake, dialTO, idle, lifetime, drain time.Duration
-	loops, maxDials                          int
-	logFormat, logLevel                      string
+	loops, maxDials, maxTunnels              int
+	logFormat, logLevel, accessLog, admin    string
 }
 
 // fileExclusive are flags that describe listeners and tenants: with a
@@ -33,10 +33,12 @@ var fileExclusive = []string{"listen", "allow", "deny", "allow-file", "deny-file
 // loadSettings builds the settings: from the flags, or from o.config with
 // the flags that were set (in set) overriding the file's scalar settings.
 // getenv supplies HTTPS_PROXY and NO_PROXY.
-func loadSettings(o *options, set map[string]bool, getenv func(string) string) (*settings, error) {
+// inherited are the sockets systemd passed, for "systemd:NAME" listeners.
+func loadSettings(o *options, set map[string]bool, getenv func(string) string, inherited []inheritedFD) (*settings, error) {
 	s := &settings{
 		handshake: o.handshake, dialTO: o.dialTO, idle: o.idle, lifetime: o.lifetime, drain: o.drain,
-		loops: o.loops, maxDials: o.maxDials, logFormat: o.logFormat, logLevel: o.logLevel,
+		loops: o.loops, maxDials: o.maxDials, maxTunnels: o.maxTunnels,
+		logFormat: o.logFormat, logLevel: o.logLevel, accessLog: o.accessLog, admin: o.admin,
 	}
 	var f *config.File
 	if o.config != "" {
@@ -81,14 +83,29 @@ func loadSettings(o *options, set map[string]bool, getenv func(string) string) (
 		if err != nil {
 			return nil, err
 		}
-		for _, a := range o.listen {
+		addrs := []string(o.listen)
+		if !set["listen"] && len(inherited) > 0 {
+			// Socket activation with no --listen: serve what systemd passed.
+			addrs = nil
+			for _, fd := range inherited {
+				addrs = append(addrs, "systemd:"+fd.name)
+			}
+		}
+		if addrs, err = resolveActivated(addrs, inherited); err != nil {
+			return nil, err
+		}
+		for _, a := range addrs {
 			s.listeners = append(s.listeners, engine.Listener{Address: a, Tenant: engine.DefaultTenant})
 		}
 		s.tenants = []*engine.Tenant{{Name: engine.DefaultTenant, Policy: pol, Route: global}}
 		return s, nil
 	}
 	for _, l := range f.Listeners {
-		s.listeners = append(s.listeners, engine.Listener{Address: l.Address, Tenant: l.Tenant, Credentials: l.Credentials, Mode: l.Mode})
+		addr, err := resolveActivated([]string{l.Address}, inherited)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", f.Path, l.Line, err)
+		}
+		s.listeners = append(s.listeners, engine.Listener{Address: addr[0], Tenant: l.Tenant, Credentials: l.Credentials, Mode: l.Mode})
 	}
 	for _, t := range f.Tenants {
 		pol, err := policy.New(t.Allow, t.Deny)
@@ -107,7 +124,7 @@ func loadSettings(o *options, set map[string]bool, getenv func(string) string) (
 			}
 			route = &dial.Route{Upstream: u, NoProxy: s.noProxy}
 		}
-		s.tenants = append(s.tenants, &engine.Tenant{Name: t.Name, Policy: pol, Route: route, Token: t.Token})
+		s.tenants = append(s.tenants, &engine.Tenant{Name: t.Name, Policy: pol, Route: route, Token: t.Token, MaxTunnels: t.MaxTunnels})
 	}
 	return s, nil
 }
@@ -135,6 +152,15 @@ func (s *settings) applyFile(f *config.File, set map[string]bool) {
 	}
 	if f.Log.Level != "" && !set["log-level"] {
 		s.logLevel = f.Log.Level
+	}
+	if f.Log.AccessLog != "" && !set["access-log"] {
+		s.accessLog = f.Log.AccessLog
+	}
+	if f.MaxTunnels > 0 && !set["max-tunnels"] {
+		s.maxTunnels = f.MaxTunnels
+	}
+	if f.Admin != "" && !set["admin"] {
+		s.admin = f.Admin
 	}
 }
 
