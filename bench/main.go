@@ -339,7 +339,9 @@ func runMain(o *options, stdout, stderr io.Writer) error {
 				return err
 			}
 		}
-		args := []string{"--listen", "127.0.0.1:0", "--allow", targetHost, "--log-level", "warn"}
+		// The targets are on loopback, which the resolved-address guard
+		// refuses unless opened.
+		args := []string{"--listen", "127.0.0.1:0", "--allow", targetHost, "--allow-private-dest", "127.0.0.0/8", "--log-level", "warn"}
 		args = append(args, strings.Fields(o.fastsocksArgs)...)
 		byName["fastsocks"] = subject{Name: "fastsocks", Start: func() (*proxyHandle, error) {
 			return startProcess("fastsocks", bin, args, echo)

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fastsocks/fastsocks/dial"
+	"github.com/fastsocks/fastsocks/proto/socks5"
 )
 
 // Direct dials are connected by the loop itself: a dial-pool worker only
@@ -28,6 +29,7 @@ const maxAttempts = 2
 // dialState is a tunnel's direct dial in progress; it exists only while
 // the tunnel is dialing.
 type dialState struct {
+	blocked string // the last address the guard refused, and why
 	addrs   []netip.Addr
 	next    int              // index of the next address to try
 	fds     [maxAttempts]int // in-flight attempts, -1 when free
@@ -91,6 +93,12 @@ func (l *loop) attempt(t *tunnel) {
 	for d.next < len(d.addrs) {
 		ap := netip.AddrPortFrom(d.addrs[d.next], t.port)
 		d.next++
+		if why := t.tenant.guard.Check(ap.Addr()); why != "" {
+			// The address actually dialed is what is checked: a name
+			// that resolves to a guarded range cannot slip through.
+			d.blocked = ap.Addr().String() + " is " + why
+			continue
+		}
 		fd, err := l.connectOne(t, ap)
 		if err != nil {
 			d.lastErr = err
@@ -200,6 +208,14 @@ func (l *loop) closeAttempts(t *tunnel) {
 
 func (l *loop) directFailed(t *tunnel) {
 	err := t.dl.lastErr
+	if err == nil && t.dl.blocked != "" {
+		blocked := t.dl.blocked
+		l.closeAttempts(t)
+		l.logRequest(t, VerdictDeny, "blocked-destination", "detail", blocked)
+		l.refuse(t, socks5.RepNotAllowed, 403, "blocked-destination",
+			"fastsocks: "+t.host+" resolves to a destination this proxy does not reach ("+blocked+")")
+		return
+	}
 	l.closeAttempts(t)
 	if err == nil {
 		err = errDialBackstop

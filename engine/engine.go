@@ -11,6 +11,7 @@ package engine
 import (
 	"errors"
 	"log/slog"
+	"net/netip"
 	"runtime"
 	"time"
 
@@ -48,6 +49,8 @@ type Config struct {
 	Listen []string
 	// Policy is the shorthand tenant's policy. Nil denies everything.
 	Policy *policy.Policy
+	// AllowPrivateDest is the shorthand tenant's AllowPrivateDest.
+	AllowPrivateDest []netip.Prefix
 	// Loops is the number of event loops. Zero means GOMAXPROCS.
 	Loops int
 	// Dialer connects to allowed targets. If nil, the engine makes a pool
@@ -102,7 +105,7 @@ func (c *Config) setDefaults() error {
 			c.Listeners = append(c.Listeners, Listener{Address: a, Tenant: DefaultTenant})
 		}
 		if len(c.Tenants) == 0 {
-			c.Tenants = []*Tenant{{Name: DefaultTenant, Policy: c.Policy}}
+			c.Tenants = []*Tenant{{Name: DefaultTenant, Policy: c.Policy, AllowPrivateDest: c.AllowPrivateDest}}
 		}
 	}
 	if len(c.Listeners) == 0 {

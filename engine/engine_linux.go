@@ -149,6 +149,7 @@ func initRuntimePoller() error {
 func (e *Engine) bindCounters(tenants []*Tenant) {
 	for _, t := range tenants {
 		t.c = e.counters(t.Name)
+		t.guard = dial.Guard{Allow: t.AllowPrivateDest}
 	}
 }
 

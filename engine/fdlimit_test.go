@@ -154,10 +154,11 @@ func fdChild() {
 		os.Exit(1)
 	}
 	e, err := Start(Config{
-		Listen: []string{"127.0.0.1:0"},
-		Loops:  1,
-		Policy: policy.MustNew([]string{"localhost"}, nil),
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		Listen:           []string{"127.0.0.1:0"},
+		Loops:            1,
+		Policy:           policy.MustNew([]string{"localhost"}, nil),
+		AllowPrivateDest: loopbackOK,
+		Logger:           slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	})
 	if err != nil {
 		os.Stderr.WriteString("start: " + err.Error() + "\n")

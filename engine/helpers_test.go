@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"strconv"
@@ -53,12 +54,18 @@ func startProxy(t *testing.T, allow []string, tweak func(*Config)) *testProxy {
 	leakCheck(t)
 	lb := &logBuf{}
 	cfg := Config{
-		Listen: []string{"127.0.0.1:0"},
-		Policy: policy.MustNew(allow, nil),
-		Logger: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Listen:           []string{"127.0.0.1:0"},
+		Policy:           policy.MustNew(allow, nil),
+		AllowPrivateDest: loopbackOK,
+		Logger:           slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	if tweak != nil {
 		tweak(&cfg)
+	}
+	for _, tn := range cfg.Tenants {
+		if tn.AllowPrivateDest == nil {
+			tn.AllowPrivateDest = loopbackOK // test targets are on loopback
+		}
 	}
 	e, err := Start(cfg)
 	if err != nil {
@@ -366,3 +373,7 @@ func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 func discardLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
+
+// loopbackOK opens loopback to the resolved-address guard: the tests'
+// targets listen there.
+var loopbackOK = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}

@@ -3,6 +3,7 @@ package engine
 import (
 	"crypto/subtle"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -29,8 +30,13 @@ type Tenant struct {
 	// MaxTunnels bounds the tenant's tunnels open at once (dialing or
 	// relaying); zero means no bound but the engine's.
 	MaxTunnels int
+	// AllowPrivateDest opens address ranges the resolved-address guard
+	// refuses by default (loopback, private, link-local, CGNAT,
+	// multicast...) for this tenant's direct dials.
+	AllowPrivateDest []netip.Prefix
 
-	c *tenantCounters // set by the engine that serves the tenant
+	c     *tenantCounters // set by the engine that serves the tenant
+	guard dial.Guard
 }
 
 // checkToken compares a client's password with the tenant's token in time

@@ -34,7 +34,7 @@ func startFarm(t *testing.T, ls []Listener, ts []*Tenant, tweak func(*Config)) *
 }
 
 func tenant(name string, allow ...string) *Tenant {
-	return &Tenant{Name: name, Policy: policy.MustNew(allow, nil)}
+	return &Tenant{Name: name, Policy: policy.MustNew(allow, nil), AllowPrivateDest: loopbackOK}
 }
 
 // unixConn connects to a unix socket listener.

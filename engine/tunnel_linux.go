@@ -501,7 +501,6 @@ func (l *loop) refuseWith(t *tunnel, answer []byte) {
 		l.putBuf(t.u.out)
 		t.u.out, t.u.off = nil, 0
 	}
-	l.refused.Add(1)
 	l.setState(t, stateClosing)
 	l.wheel.add(t, l.tick, l.tick+l.e.lingerTicks)
 	if len(answer) > 0 && !l.send(&t.c, answer) {

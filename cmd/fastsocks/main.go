@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fastsocks/fastsocks/admin"
 	"github.com/fastsocks/fastsocks/dial"
 	"github.com/fastsocks/fastsocks/engine"
 	"github.com/fastsocks/fastsocks/policy"
@@ -45,6 +46,7 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 type options struct {
 	listen, allow, deny   listFlag
 	allowFile, denyFile   listFlag
+	allowPrivate          listFlag
 	handshake, dialTO     time.Duration
 	idle, lifetime, drain time.Duration
 	loops, maxDials       int
@@ -72,6 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, *flag.FlagSet, error
 	fs.IntVar(&o.loops, "loops", runtime.GOMAXPROCS(0), "number of event loops")
 	fs.IntVar(&o.maxDials, "max-dials", dial.DefaultWorkers, "dials in flight at once")
 	fs.StringVar(&o.upstream, "upstream", "", "corporate HTTP proxy to chain allowed tunnels through: host:port, http://host:port or http://user:pass@host:port; \"none\" ignores HTTPS_PROXY (default: HTTPS_PROXY, then https_proxy; NO_PROXY/no_proxy list hosts that go direct)")
+	fs.Var(&o.allowPrivate, "allow-private-dest", "CIDR the resolved-address guard lets direct dials reach although it is loopback, private, link-local, CGNAT or multicast, e.g. 10.20.0.0/16 (repeatable; default: none)")
 	fs.IntVar(&o.maxTunnels, "max-tunnels", 0, "tunnels open at once, all tenants together; over it a request gets SOCKS5 0x01 / HTTP 503 (0 = no bound but the descriptor limit)")
 	fs.StringVar(&o.accessLog, "access-log", "", "file for the decision log, one line per request (default: stderr with the other logs)")
 	fs.StringVar(&o.admin, "admin", "", "address for /metrics, /healthz and /debug/pprof/, e.g. 127.0.0.1:9090 (default: off)")
@@ -259,6 +262,17 @@ func run(args []string, stderr io.Writer, ready chan<- *engine.Engine) int {
 		return 2
 	}
 	logListeners(log, e, s)
+	var adm *admin.Server
+	if s.admin != "" {
+		if adm, err = admin.Start(admin.Config{Addr: s.admin, Source: e, Logger: log}); err != nil {
+			e.Close()
+			fmt.Fprintln(stderr, "fastsocks:", err)
+			return 2
+		}
+		defer adm.Close()
+		adm.SetReady(true, "")
+		log.Info("admin endpoints on http://"+adm.Addr().String()+"/", "paths", "/metrics /healthz /debug/pprof/")
+	}
 	if s.upstream != nil {
 		log.Info("allowed tunnels go through an upstream proxy", "upstream", s.upstream.String(), "from", s.upSource, "no_proxy", s.noProxy.String())
 	} else {
@@ -277,6 +291,9 @@ func run(args []string, stderr io.Writer, ready chan<- *engine.Engine) int {
 			break
 		}
 		reload(log, e, o, set, inherited)
+	}
+	if adm != nil {
+		adm.SetReady(false, "draining")
 	}
 	st := e.Stats()
 	log.Info("draining: no new connections; open tunnels get time to finish", "signal", sig.String(), "open", st.Active, "drain_timeout", s.drain)

@@ -126,6 +126,9 @@ func startBinary(t *testing.T, args ...string) (*exec.Cmd, string, *syncBuf) {
 // any proxy variables of the test's own environment).
 func startBinaryEnv(t *testing.T, env []string, args ...string) (*exec.Cmd, string, *syncBuf) {
 	t.Helper()
+	// The tests' targets are on loopback, which the resolved-address
+	// guard refuses unless opened.
+	args = append(args, "--allow-private-dest", "127.0.0.0/8")
 	cmd := exec.Command(buildBinary(t), args...)
 	cmd.Env = append(os.Environ(), "HTTPS_PROXY=", "https_proxy=", "NO_PROXY=", "no_proxy=")
 	cmd.Env = append(cmd.Env, env...)
@@ -238,7 +241,20 @@ func TestDrainLetsTunnelFinish(t *testing.T) {
 		c.Close()
 	}()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	cmd, addr, logs := startBinary(t, "--listen", "127.0.0.1:0", "--allow", "localhost", "--drain-timeout", "20s")
+	cmd, addr, logs := startBinary(t, "--listen", "127.0.0.1:0", "--allow", "localhost", "--drain-timeout", "20s", "--admin", "127.0.0.1:0")
+	waitLogLine(t, logs, "admin endpoints on")
+	adminURL := regexp.MustCompile(`admin endpoints on (http://[0-9.:]+/)`).FindStringSubmatch(logs.String())[1]
+	health := func() int {
+		r, err := http.Get(adminURL + "healthz")
+		if err != nil {
+			t.Fatalf("healthz: %v", err)
+		}
+		r.Body.Close()
+		return r.StatusCode
+	}
+	if code := health(); code != 200 {
+		t.Fatalf("healthz before drain: %d", code)
+	}
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -263,6 +279,9 @@ func TestDrainLetsTunnelFinish(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(logs.String(), "draining") && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
+	}
+	if code := health(); code != http.StatusServiceUnavailable {
+		t.Fatalf("healthz during drain: %d, want 503", code)
 	}
 	c.Write([]byte("during drain"))
 	got := make([]byte, 12)

@@ -114,7 +114,7 @@ func TestSocketActivation(t *testing.T) {
 
 	// LISTEN_PID must be fastsocks' own pid: the shell sets it to its
 	// pid, then becomes fastsocks with exec.
-	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, buildBinary(t), "--allow", "localhost")
+	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, buildBinary(t), "--allow", "localhost", "--allow-private-dest", "127.0.0.0/8")
 	cmd.Env = append(os.Environ(), "LISTEN_FDS=1", "LISTEN_FDNAMES=proxy", "HTTPS_PROXY=", "https_proxy=")
 	cmd.ExtraFiles = []*os.File{f}
 	logs := &syncBuf{}

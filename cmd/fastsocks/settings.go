@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -77,6 +78,17 @@ func loadSettings(o *options, set map[string]bool, getenv func(string) string, i
 		s.noProxy = dial.NoProxyFromEnv(getenv)
 	}
 	global := &dial.Route{Upstream: s.upstream, NoProxy: s.noProxy}
+	var private []netip.Prefix
+	for _, c := range o.allowPrivate {
+		p, err := netip.ParsePrefix(strings.TrimSpace(c))
+		if err != nil {
+			return nil, fmt.Errorf("--allow-private-dest %q: want a CIDR such as 10.0.0.0/8 or fd00::/8: %w", c, err)
+		}
+		private = append(private, p.Masked())
+	}
+	if f != nil && !set["allow-private-dest"] {
+		private = f.AllowPrivateDest
+	}
 
 	if f == nil {
 		pol, err := buildPolicy(o)
@@ -97,7 +109,7 @@ func loadSettings(o *options, set map[string]bool, getenv func(string) string, i
 		for _, a := range addrs {
 			s.listeners = append(s.listeners, engine.Listener{Address: a, Tenant: engine.DefaultTenant})
 		}
-		s.tenants = []*engine.Tenant{{Name: engine.DefaultTenant, Policy: pol, Route: global}}
+		s.tenants = []*engine.Tenant{{Name: engine.DefaultTenant, Policy: pol, Route: global, AllowPrivateDest: private}}
 		return s, nil
 	}
 	for _, l := range f.Listeners {
@@ -124,7 +136,11 @@ func loadSettings(o *options, set map[string]bool, getenv func(string) string, i
 			}
 			route = &dial.Route{Upstream: u, NoProxy: s.noProxy}
 		}
-		s.tenants = append(s.tenants, &engine.Tenant{Name: t.Name, Policy: pol, Route: route, Token: t.Token, MaxTunnels: t.MaxTunnels})
+		tp := private
+		if t.AllowPrivateDest != nil {
+			tp = t.AllowPrivateDest
+		}
+		s.tenants = append(s.tenants, &engine.Tenant{Name: t.Name, Policy: pol, Route: route, Token: t.Token, MaxTunnels: t.MaxTunnels, AllowPrivateDest: tp})
 	}
 	return s, nil
 }

@@ -74,7 +74,7 @@ func serveDNS(c net.Conn, records map[string][]netip.Addr, queries *atomic.Int64
 			switch {
 			case q.Type == dnsmessage.TypeA && a.Is4():
 				b.AResource(rh, dnsmessage.AResource{A: a.As4()})
-			case q.Type == dnsmessage.TypeAAAA && a.Is6() && !a.Is4In6():
+			case q.Type == dnsmessage.TypeAAAA && a.Is6():
 				b.AAAAResource(rh, dnsmessage.AAAAResource{AAAA: a.As16()})
 			}
 		}
