@@ -41,6 +41,7 @@
 //	max_dials: 512
 //	max_tunnels: 0
 //	max_handshakes: 0
+//	max_tunnels_per_client: 0
 //	log: {format: text, level: info, access_log: ""}
 //	admin: 127.0.0.1:9090
 //
@@ -92,6 +93,9 @@ type File struct {
 	// Loops and MaxDials are 0 if unset, else at least 1. MaxTunnels and
 	// MaxHandshakes are 0 if unset or unlimited, else positive.
 	Loops, MaxDials, MaxTunnels, MaxHandshakes int
+	// MaxTunnelsPerClient bounds the connections from one client address;
+	// 0 if unset or unlimited.
+	MaxTunnelsPerClient int
 
 	Log Log
 

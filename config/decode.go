@@ -340,7 +340,7 @@ const (
 )
 
 var (
-	topKeys      = []string{"listeners", "tenants", "timeouts", "upstream", "no_proxy", "allow_private_dest", "loops", "max_dials", "max_tunnels", "max_handshakes", "log", "admin"}
+	topKeys      = []string{"listeners", "tenants", "timeouts", "upstream", "no_proxy", "allow_private_dest", "loops", "max_dials", "max_tunnels", "max_handshakes", "max_tunnels_per_client", "log", "admin"}
 	listenerKeys = []string{"address", "tenant", "credentials", "mode"}
 	tenantKeys   = []string{"allow", "deny", "allow_private_dest", "upstream", "token", "token_file", "max_tunnels"}
 	timeoutKeys  = []string{"handshake", "dial", "idle", "max_lifetime", "drain"}

@@ -60,7 +60,9 @@ func (p *parser) top(root *yaml.Node) bool {
 		case "max_tunnels":
 			f.MaxTunnels, _ = p.integer(kv, 0, "0 (unlimited) or more")
 		case "max_handshakes":
-			f.MaxHandshakes, _ = p.integer(kv, 0, "0 (unlimited) or more")
+			f.MaxHandshakes, _ = p.integer(kv, 0, "0 (the default: a quarter of the descriptor limit) or more")
+		case "max_tunnels_per_client":
+			f.MaxTunnelsPerClient, _ = p.integer(kv, 0, "0 (unlimited) or more")
 		case "log":
 			p.log(kv)
 		case "admin":

@@ -83,6 +83,17 @@ type Config struct {
 	// to measure the two against each other (BenchmarkAccept).
 	handoff bool
 
+	// MaxHandshakes bounds the connections still in their handshake (no
+	// complete request yet); over it, new connections are closed at
+	// accept. It protects the descriptor budget from clients that connect
+	// and say nothing (each is cut by HandshakeTimeout anyway). Zero means
+	// a quarter of the descriptor limit; negative means no bound.
+	MaxHandshakes int
+	// MaxConnsPerClient bounds the connections open at once from one
+	// client IP address (TCP listeners; unix-socket clients are bounded by
+	// their tenant's MaxTunnels). Over it, new connections from that
+	// address are closed at accept. Zero means no bound.
+	MaxConnsPerClient int
 	// MaxTunnels bounds the tunnels open at once (past their request:
 	// dialing or relaying); a request over it is refused (SOCKS5 0x01,
 	// HTTP 503). Zero means no bound.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -43,9 +44,13 @@ type Engine struct {
 	handshakes atomic.Int64
 	tunnels    atomic.Int64
 	access     *slog.Logger
-	byTenant   sync.Map // name -> *tenantCounters
-	dialErrs   dialKinds
-	dialLat    dialHist
+	clients    *perClient
+	// maxHandshakes is Config.MaxHandshakes with its default applied.
+	maxHandshakes int64
+	secondTicks   uint32
+	byTenant      sync.Map // name -> *tenantCounters
+	dialErrs      dialKinds
+	dialLat       dialHist
 
 	closeOnce  sync.Once
 	stopAccept sync.Once
@@ -92,6 +97,17 @@ func Start(cfg Config) (*Engine, error) {
 	e.lifeTicks = ticks(cfg.MaxLifetime)
 	e.lingerTicks = ticks(cfg.Linger)
 	e.acceptPauseTk = ticks(100 * time.Millisecond)
+	e.secondTicks = ticks(time.Second)
+	e.clients = newPerClient()
+	switch {
+	case cfg.MaxHandshakes > 0:
+		e.maxHandshakes = int64(cfg.MaxHandshakes)
+	case cfg.MaxHandshakes == 0:
+		var rl unix.Rlimit
+		if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil && rl.Cur > 0 {
+			e.maxHandshakes = max(int64(rl.Cur/4), 64)
+		}
+	}
 
 	if e.pool == nil {
 		e.pool = dial.New(dial.Config{Timeout: cfg.DialTimeout})
@@ -143,6 +159,19 @@ func initRuntimePoller() error {
 	r.Close()
 	w.Close()
 	return nil
+}
+
+// overLimit says why a new connection from client must be closed at
+// accept ("" if it may open): too many handshakes, or too many
+// connections from its address. It counts the connection when it may.
+func (e *Engine) overLimit(client netip.AddrPort) string {
+	if e.maxHandshakes > 0 && e.handshakes.Load() >= e.maxHandshakes {
+		return "handshake-limit"
+	}
+	if e.cfg.MaxConnsPerClient > 0 && client.IsValid() && !e.clients.add(client.Addr(), e.cfg.MaxConnsPerClient) {
+		return "client-limit"
+	}
+	return ""
 }
 
 // bindCounters gives each tenant its counters, kept by name.

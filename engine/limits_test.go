@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -73,4 +74,76 @@ func TestTenantMaxTunnels(t *testing.T) {
 	if sa.Tunnels != 2 || sb.Tunnels != 3 || sa.Refused["tenant-tunnel-limit"] != 1 {
 		t.Fatalf("stats a=%+v b=%+v", sa, sb)
 	}
+}
+
+// TestMaxHandshakes: connections past the handshake bound are closed at
+// accept, the ones in their handshake and the open tunnels are not, and
+// new clients get in again once handshakes finish.
+func TestMaxHandshakes(t *testing.T) {
+	tg := startTarget(t, echoHandler)
+	p := startProxy(t, []string{"localhost"}, func(c *Config) { c.MaxHandshakes = 5 })
+	open := tunnelTo(t, p, tg.port)
+	var silent []*net.TCPConn
+	for i := 0; i < 5; i++ {
+		silent = append(silent, dialProxy(t, p))
+	}
+	mustWait(t, 5*time.Second, "5 handshakes", func() bool { return p.e.Stats().Handshakes == 5 })
+	extra := dialProxy(t, p)
+	expectClosed(t, extra, 5*time.Second)
+	write(t, open, []byte("still"))
+	if got := readN(t, open, 5); string(got) != "still" {
+		t.Fatalf("open tunnel: %q", got)
+	}
+	// A handshake finishing frees a slot.
+	greet(t, silent[0])
+	write(t, silent[0], socks5.AppendRequest(nil, socks5.CmdConnect, "localhost", tg.port))
+	if rep := readReply(t, silent[0]); rep != socks5.RepSucceeded {
+		t.Fatalf("REP %v", rep)
+	}
+	mustWait(t, 5*time.Second, "a free handshake slot", func() bool { return p.e.Stats().Handshakes == 4 })
+	tunnelTo(t, p, tg.port)
+	if !strings.Contains(p.log.String(), "handshake-limit") {
+		t.Errorf("no log line for the connections closed at accept:\n%s", p.log)
+	}
+}
+
+// TestMaxConnsPerClient: one address may hold N connections; others are
+// not affected.
+func TestMaxConnsPerClient(t *testing.T) {
+	tg := startTarget(t, echoHandler)
+	p := startProxy(t, []string{"localhost"}, func(c *Config) { c.MaxConnsPerClient = 3 })
+	from := func(ip string) *net.TCPConn {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		c, err := d.Dial("tcp", p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c.(*net.TCPConn)
+	}
+	var mine []*net.TCPConn
+	for i := 0; i < 3; i++ {
+		c := from("127.0.0.2")
+		if rep := connect(t, c, "localhost", tg.port); rep != socks5.RepSucceeded {
+			t.Fatalf("REP %v", rep)
+		}
+		mine = append(mine, c)
+	}
+	expectClosed(t, from("127.0.0.2"), 5*time.Second)
+	if rep := connect(t, from("127.0.0.3"), "localhost", tg.port); rep != socks5.RepSucceeded {
+		t.Fatalf("another address: REP %v", rep)
+	}
+	mine[0].Close()
+	mustWait(t, 5*time.Second, "the address's count to drop", func() bool {
+		c, err := net.DialTCP("tcp", &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, p.e.Addrs()[0].(*net.TCPAddr))
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		c.Write(socks5.AppendRequest([]byte{5, 1, 0}, socks5.CmdConnect, "localhost", tg.port))
+		b := make([]byte, 12)
+		_, err = io.ReadFull(c, b)
+		return err == nil && b[3] == 0
+	})
 }

@@ -66,6 +66,9 @@ type loop struct {
 
 	drainFn queue.Func
 	next    int // handoff round-robin position
+
+	shedCount  int    // connections closed at accept since the last log line
+	shedLogged uint32 // tick of that line
 }
 
 func newLoop(e *Engine, id int) (*loop, error) {
@@ -319,11 +322,32 @@ func (l *loop) accept(ln *listener) {
 			ln.burst = false
 			l.e.log.Info("accept resumed", "listener", ln.spec.name)
 		}
-		if l.e.cfg.handoff {
-			l.handOff(fd, addrPortOf(sa), ln.spec)
+		client := addrPortOf(sa)
+		if reason := l.e.overLimit(client); reason != "" {
+			// Nothing can be answered yet (the front end is unknown): the
+			// connection is closed, counted and logged once a second.
+			unix.Close(fd)
+			l.shed(ln, reason)
 			continue
 		}
-		l.open(fd, addrPortOf(sa), ln.spec)
+		if l.e.cfg.handoff {
+			l.handOff(fd, client, ln.spec)
+			continue
+		}
+		l.open(fd, client, ln.spec)
+	}
+}
+
+// shed counts a connection closed at accept for reason and logs the
+// burst at most once a second per loop.
+func (l *loop) shed(ln *listener, reason string) {
+	l.e.counters("").refuse(VerdictError, reason)
+	l.refused.Add(1)
+	l.shedCount++
+	if l.tick-l.shedLogged >= l.e.secondTicks || l.shedLogged == 0 {
+		l.e.log.Warn("connections closed at accept: "+reason, "listener", ln.spec.name, "closed", l.shedCount,
+			"max_handshakes", l.e.maxHandshakes, "max_conns_per_client", l.e.cfg.MaxConnsPerClient)
+		l.shedLogged, l.shedCount = l.tick|1, 0
 	}
 }
 

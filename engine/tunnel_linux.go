@@ -114,6 +114,9 @@ func (l *loop) open(fd int, client netip.AddrPort, spec *lnSpec) {
 	if err := l.poller.AddReadWrite(&l.pa, true); err != nil {
 		l.clearEntry(fd)
 		unix.Close(fd)
+		if l.e.cfg.MaxConnsPerClient > 0 && client.IsValid() {
+			l.e.clients.remove(client.Addr())
+		}
 		l.e.log.Error("cannot watch client socket", "client", client, "err", err)
 		return
 	}
@@ -464,6 +467,9 @@ func (l *loop) closeTunnel(t *tunnel, reset bool) {
 	}
 	l.setState(t, stateClosed)
 	l.wheel.remove(t)
+	if l.e.cfg.MaxConnsPerClient > 0 && t.client.IsValid() {
+		l.e.clients.remove(t.client.Addr())
+	}
 	for _, s := range [2]*side{&t.c, &t.u} {
 		if s.fd >= 0 {
 			l.clearEntry(s.fd)

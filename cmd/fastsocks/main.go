@@ -51,6 +51,8 @@ type options struct {
 	idle, lifetime, drain time.Duration
 	loops, maxDials       int
 	maxTunnels            int
+	maxHandshakes         int
+	maxPerClient          int
 	logFormat, logLevel   string
 	accessLog, admin      string
 	upstream, config      string
@@ -76,6 +78,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, *flag.FlagSet, error
 	fs.StringVar(&o.upstream, "upstream", "", "corporate HTTP proxy to chain allowed tunnels through: host:port, http://host:port or http://user:pass@host:port; \"none\" ignores HTTPS_PROXY (default: HTTPS_PROXY, then https_proxy; NO_PROXY/no_proxy list hosts that go direct)")
 	fs.Var(&o.allowPrivate, "allow-private-dest", "CIDR the resolved-address guard lets direct dials reach although it is loopback, private, link-local, CGNAT or multicast, e.g. 10.20.0.0/16 (repeatable; default: none)")
 	fs.IntVar(&o.maxTunnels, "max-tunnels", 0, "tunnels open at once, all tenants together; over it a request gets SOCKS5 0x01 / HTTP 503 (0 = no bound but the descriptor limit)")
+	fs.IntVar(&o.maxHandshakes, "max-handshakes", 0, "connections still in their handshake at once; over it new connections are closed at accept (0 = a quarter of the descriptor limit)")
+	fs.IntVar(&o.maxPerClient, "max-tunnels-per-client", 0, "connections open at once from one client IP address (TCP listeners; unix-socket sandboxes are bounded by their tenant's max_tunnels); over it new ones are closed at accept (0 = no bound)")
 	fs.StringVar(&o.accessLog, "access-log", "", "file for the decision log, one line per request (default: stderr with the other logs)")
 	fs.StringVar(&o.admin, "admin", "", "address for /metrics, /healthz and /debug/pprof/, e.g. 127.0.0.1:9090 (default: off)")
 	fs.StringVar(&o.config, "config", "", "YAML file of listeners, tenants and settings (see README); flags given too override its settings; SIGHUP reloads it")
@@ -108,6 +112,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, *flag.FlagSet, error
 		return nil, fs, fmt.Errorf("--max-dials must be at least 1, got %d", o.maxDials)
 	case o.maxTunnels < 0:
 		return nil, fs, fmt.Errorf("--max-tunnels must be 0 (no bound) or positive, got %d", o.maxTunnels)
+	case o.maxHandshakes < 0:
+		return nil, fs, fmt.Errorf("--max-handshakes must be 0 (default) or positive, got %d", o.maxHandshakes)
+	case o.maxPerClient < 0:
+		return nil, fs, fmt.Errorf("--max-tunnels-per-client must be 0 (no bound) or positive, got %d", o.maxPerClient)
 	}
 	return o, fs, nil
 }
@@ -245,17 +253,19 @@ func run(args []string, stderr io.Writer, ready chan<- *engine.Engine) int {
 	pool := dial.New(dial.Config{Workers: s.maxDials, Timeout: s.dialTO, Upstream: s.upstream, NoProxy: s.noProxy})
 	defer pool.Close()
 	e, err := engine.Start(engine.Config{
-		Listeners:        s.listeners,
-		Tenants:          s.tenants,
-		Loops:            s.loops,
-		Dialer:           pool,
-		HandshakeTimeout: s.handshake,
-		DialTimeout:      s.dialTO,
-		IdleTimeout:      never(s.idle),
-		MaxLifetime:      never(s.lifetime),
-		MaxTunnels:       s.maxTunnels,
-		Logger:           log,
-		AccessLog:        access,
+		Listeners:         s.listeners,
+		Tenants:           s.tenants,
+		Loops:             s.loops,
+		Dialer:            pool,
+		HandshakeTimeout:  s.handshake,
+		DialTimeout:       s.dialTO,
+		IdleTimeout:       never(s.idle),
+		MaxLifetime:       never(s.lifetime),
+		MaxTunnels:        s.maxTunnels,
+		MaxHandshakes:     s.maxHandshakes,
+		MaxConnsPerClient: s.maxPerClient,
+		Logger:            log,
+		AccessLog:         access,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "fastsocks:", err)

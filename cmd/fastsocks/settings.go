@@ -24,6 +24,7 @@ type settings struct {
 
 	handshake, dialTO, idle, lifetime, drain time.Duration
 	loops, maxDials, maxTunnels              int
+	maxHandshakes, maxPerClient              int
 	logFormat, logLevel, accessLog, admin    string
 }
 
@@ -39,6 +40,7 @@ func loadSettings(o *options, set map[string]bool, getenv func(string) string, i
 	s := &settings{
 		handshake: o.handshake, dialTO: o.dialTO, idle: o.idle, lifetime: o.lifetime, drain: o.drain,
 		loops: o.loops, maxDials: o.maxDials, maxTunnels: o.maxTunnels,
+		maxHandshakes: o.maxHandshakes, maxPerClient: o.maxPerClient,
 		logFormat: o.logFormat, logLevel: o.logLevel, accessLog: o.accessLog, admin: o.admin,
 	}
 	var f *config.File
@@ -174,6 +176,12 @@ func (s *settings) applyFile(f *config.File, set map[string]bool) {
 	}
 	if f.MaxTunnels > 0 && !set["max-tunnels"] {
 		s.maxTunnels = f.MaxTunnels
+	}
+	if f.MaxHandshakes > 0 && !set["max-handshakes"] {
+		s.maxHandshakes = f.MaxHandshakes
+	}
+	if f.MaxTunnelsPerClient > 0 && !set["max-tunnels-per-client"] {
+		s.maxPerClient = f.MaxTunnelsPerClient
 	}
 	if f.Admin != "" && !set["admin"] {
 		s.admin = f.Admin
