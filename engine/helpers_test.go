@@ -286,12 +286,16 @@ func expectClosed(t *testing.T, c net.Conn, d time.Duration) {
 	}
 }
 
-// blockingResolver resolves nothing: each lookup waits until its context
-// ends, and reports it through canceled. No packet leaves the process.
-func blockingResolver(canceled chan<- error) *net.Resolver {
+// blockingResolver resolves nothing: each lookup signals started, waits
+// until its context ends, and reports that through canceled. No packet leaves the process.
+func blockingResolver(started chan<- struct{}, canceled chan<- error) *net.Resolver {
 	return &net.Resolver{
 		PreferGo: true,
 		Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
+			select {
+			case started <- struct{}{}:
+			default:
+			}
 			<-ctx.Done()
 			select {
 			case canceled <- ctx.Err():
