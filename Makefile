@@ -10,7 +10,7 @@ TEST_TOOLS := curl tinyproxy
 RUN_ALLOW := github.com api.github.com codeload.github.com '*.githubusercontent.com' \
 	pypi.org files.pythonhosted.org registry.npmjs.org crates.io static.crates.io index.crates.io
 
-.PHONY: all build run test deps lint fuzz bench clean
+.PHONY: all build run test deps lint fuzz bench soak clean
 
 all: build
 
@@ -60,6 +60,14 @@ BENCHFLAGS ?=
 bench:
 	$(GO) run ./bench $(BENCHFLAGS)
 	$(GO) test -run '^$$' -bench . -benchmem ./proto/... ./policy/...
+
+# soak runs a mixed load (churn, long-lived tunnels, HTTP CONNECT,
+# refusals) for SOAKTIME and prints RSS, fds and goroutines every 10 s,
+# then whether they stayed flat. e.g. make soak SOAKTIME=30m
+SOAKTIME ?= 10m
+SOAKFLAGS ?=
+soak:
+	$(GO) run ./bench soak --duration $(SOAKTIME) $(SOAKFLAGS)
 
 clean:
 	rm -rf bin

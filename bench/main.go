@@ -229,6 +229,9 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "listeners" {
 		return listenersMain(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "soak" {
+		return soakMain(args[1:], stdout, stderr)
+	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
