@@ -43,11 +43,12 @@ func BenchmarkAccept(b *testing.B) {
 			}()
 			port := uint16(ln.Addr().(*net.TCPAddr).Port)
 			e, err := Start(Config{
-				Listen:  []string{"127.0.0.1:0"},
-				Loops:   2,
-				Policy:  policy.MustNew([]string{"localhost"}, nil),
-				Logger:  slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})),
-				handoff: mode.handoff,
+				Listen:           []string{"127.0.0.1:0"},
+				Loops:            2,
+				Policy:           policy.MustNew([]string{"localhost"}, nil),
+				AllowPrivateDest: loopbackOK,
+				Logger:           slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})),
+				handoff:          mode.handoff,
 			})
 			if err != nil {
 				b.Fatal(err)

@@ -151,9 +151,17 @@ func (l *loop) onAttempt(t *tunnel, fd int, ev netpoll.IOEvent) {
 	if t.state != stateDialing || d == nil {
 		return
 	}
-	errno, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
-	if err == nil && errno == 0 && ev&unix.EPOLLOUT == 0 {
+	if ev&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
 		return // not done yet
+	}
+	// Writable with no error or hang-up: connected, without asking. An
+	// error or hang-up: SO_ERROR says which.
+	var errno int
+	var err error
+	if ev&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+		if errno, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && errno == 0 {
+			errno = int(unix.ECONNRESET) // hung up before it was used
+		}
 	}
 	for i := range d.fds {
 		if d.fds[i] == fd {
