@@ -103,9 +103,8 @@ func TestChainThroughTinyproxy(t *testing.T) {
 	tp := testutil.StartTinyproxy(t, nil)
 	_, addr, logs := startBinaryEnv(t, []string{"HTTPS_PROXY=http://" + tp.Addr, "NO_PROXY=127.0.0.1:" + strconv.Itoa(int(direct))},
 		"--listen", "127.0.0.1:0", "--allow", "127.0.0.1")
-	if !strings.Contains(logs.String(), "upstream=http://"+tp.Addr) {
-		t.Errorf("no start line naming the upstream:\n%s", logs)
-	}
+	// The start line naming the upstream comes after the listening lines.
+	waitLogLine(t, logs, "upstream=http://"+tp.Addr)
 
 	c, rep := socksTo(t, addr, "127.0.0.1", echo)
 	if rep != socks5.RepSucceeded {
