@@ -1,9 +1,13 @@
 //go:build unix
 
 // Package dial is fastsocks' asynchronous dial pool: a bounded set of worker
-// goroutines that resolve a hostname and connect to it (with happy eyeballs
-// for dual-stack names) within a deadline, and hand the connected socket back
-// as a raw, non-blocking, close-on-exec file descriptor.
+// goroutines that do what may block on the way to a target, within a
+// deadline. Resolve looks a name up for a caller that connects by itself
+// (the engine connects non-blocking on its event loop); LookupStatic
+// answers names from /etc/hosts without a worker; Dial and DialRoute
+// resolve and connect (happy eyeballs for dual-stack names) and hand the
+// connected socket back as a raw, non-blocking, close-on-exec descriptor.
+// Guard is the resolved-address check a direct dial applies.
 //
 // With an upstream (corporate) HTTP proxy configured, a worker instead
 // connects to the proxy and opens the tunnel with an HTTP CONNECT, sending
