@@ -332,10 +332,11 @@ func (p *Pool) worker() {
 // LookupStatic returns host's addresses from the hosts file, in the order
 // to try them, or nil if it is not listed there (then use Resolve). It
 // reads only a local file, at most once a second, and does not block on
-// the network: an event loop may call it.
+// the network: an event loop may call it. The slice is shared and must
+// not be modified.
 func (p *Pool) LookupStatic(host string) []netip.Addr {
 	if addrs := p.hosts.lookup(host); len(addrs) > 0 {
-		return Interleave(addrs)
+		return addrs
 	}
 	return nil
 }

@@ -34,7 +34,8 @@ func newHostsFile(path string) *hostsFile {
 }
 
 // lookup returns the addresses listed for name (case-insensitive, one
-// trailing dot ignored), or nil.
+// trailing dot ignored), in the order to try them (Interleave), or nil.
+// The slice is shared: callers must not modify it.
 func (h *hostsFile) lookup(name string) []netip.Addr {
 	if h == nil || name == "" {
 		return nil
@@ -95,6 +96,10 @@ func parseHosts(data []byte) map[string][]netip.Addr {
 			name = strings.ToLower(strings.TrimSuffix(name, "."))
 			m[name] = append(m[name], ip)
 		}
+	}
+	// Ordered once here, so a lookup on the hot path allocates nothing.
+	for name, addrs := range m {
+		m[name] = Interleave(addrs)
 	}
 	return m
 }

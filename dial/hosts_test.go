@@ -56,3 +56,15 @@ func TestInterleave(t *testing.T) {
 		t.Fatalf("mapped address not unmapped: %v", got)
 	}
 }
+
+// TestLookupStaticAllocs: the loop calls LookupStatic per connection.
+func TestLookupStaticAllocs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hosts")
+	os.WriteFile(path, []byte("127.0.0.1 localhost\n::1 localhost\n"), 0o644)
+	p := New(Config{HostsFile: path})
+	defer p.Close()
+	p.LookupStatic("localhost") // first read of the file
+	if n := testing.AllocsPerRun(1000, func() { p.LookupStatic("localhost") }); n != 0 {
+		t.Fatalf("LookupStatic allocates %v times per call", n)
+	}
+}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"net/netip"
 	"os"
 	"syscall"
@@ -17,6 +18,11 @@ import (
 // then the loop opens non-blocking sockets and waits for them like any
 // other descriptor. Dials through an upstream proxy stay whole in the pool:
 // their CONNECT exchange is a blocking conversation.
+
+var (
+	errNoAddress   = errors.New("no address to connect to")
+	errDialTimeout = errors.New("no connection within the dial timeout")
+)
 
 // attemptDelay is how long one connection attempt runs alone before the
 // next address is tried alongside it (happy eyeballs, RFC 8305 section 5
@@ -226,7 +232,7 @@ func (l *loop) directFailed(t *tunnel) {
 	}
 	l.closeAttempts(t)
 	if err == nil {
-		err = errDialBackstop
+		err = errNoAddress
 	}
 	l.dialFailed(t, &dial.Error{Kind: dial.Classify(err), Host: t.host, Port: t.port, Err: err})
 }

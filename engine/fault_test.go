@@ -6,18 +6,15 @@ package engine
 // bounded in time: every wait has a deadline and fails when it passes.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	mrand "math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -704,43 +701,22 @@ const faultFDChildEnv = "FASTSOCKS_FAULT_FD_CHILD"
 // once tunnels close.
 func TestFaultFDExhaustionWithTunnels(t *testing.T) {
 	if os.Getenv(faultFDChildEnv) == "1" {
-		faultFDChild()
+		lowFDChild(func(c *Config) {
+			c.HandshakeTimeout = time.Minute // the spare client waits in its handshake
+			// A client refused at the limit keeps its descriptor until it
+			// closes, so the parent knows how many descriptors are in use.
+			c.Linger = time.Minute
+		})
 		return
 	}
 	tg := startTarget(t, echoHandler)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestFaultFDExhaustionWithTunnels$")
-	cmd.Env = append(os.Environ(), faultFDChildEnv+"=1")
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	logs := &logBuf{}
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	_, addr, logs := startLowFDChild(t, "TestFaultFDExhaustionWithTunnels", faultFDChildEnv)
 	var conns []net.Conn // every client connection, closed at the end
 	defer func() {
 		for _, c := range conns {
 			c.Close()
 		}
-		stdin.Close()
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-			t.Errorf("the child proxy did not exit within 10s of its stdin closing")
-		}
-		if t.Failed() {
-			t.Logf("child log:\n%s", logs)
-		}
 	}()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("child gave no address: %v", err)
-	}
-	addr := strings.TrimSpace(strings.TrimPrefix(line, "ADDR "))
 
 	// Streams: tunnels that relay continuously through the whole test.
 	const streams = 4
@@ -913,34 +889,3 @@ func TestFaultFDExhaustionWithTunnels(t *testing.T) {
 
 // faultFDChild is the child side: a proxy under RLIMIT_NOFILE 64 with one
 // loop, serving until its stdin closes.
-func faultFDChild() {
-	lim := syscall.Rlimit{Cur: 64, Max: 64}
-	var cur syscall.Rlimit
-	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &cur)
-	if cur.Max < lim.Max {
-		lim.Max = cur.Max
-	}
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		os.Stderr.WriteString("setrlimit: " + err.Error() + "\n")
-		os.Exit(1)
-	}
-	e, err := Start(Config{
-		Listen:           []string{"127.0.0.1:0"},
-		Loops:            1,
-		Policy:           policy.MustNew([]string{"localhost"}, nil),
-		AllowPrivateDest: loopbackOK,
-		HandshakeTimeout: time.Minute, // the spare client waits in its handshake
-		// A client refused at the limit keeps its descriptor until it
-		// closes, so the parent knows how many descriptors are in use.
-		Linger: time.Minute,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
-	})
-	if err != nil {
-		os.Stderr.WriteString("start: " + err.Error() + "\n")
-		os.Exit(1)
-	}
-	os.Stdout.WriteString("ADDR " + e.Addrs()[0].String() + "\n")
-	io.Copy(io.Discard, os.Stdin)
-	e.Close()
-	os.Exit(0)
-}

@@ -26,31 +26,11 @@ const fdChildEnv = "FASTSOCKS_FD_CHILD"
 // the tunnel it has, and accepts again once descriptors are free.
 func TestFDExhaustion(t *testing.T) {
 	if os.Getenv(fdChildEnv) == "1" {
-		fdChild()
+		lowFDChild(nil)
 		return
 	}
 	tg := startTarget(t, echoHandler)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestFDExhaustion$")
-	cmd.Env = append(os.Environ(), fdChildEnv+"=1")
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	logs := &logBuf{}
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		stdin.Close()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("child log:\n%s", logs)
-		}
-	}()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("child gave no address: %v", err)
-	}
-	addr := strings.TrimSpace(strings.TrimPrefix(line, "ADDR "))
+	cmd, addr, logs := startLowFDChild(t, "TestFDExhaustion", fdChildEnv)
 	p := &testProxy{addr: addr}
 
 	tunnel := tunnelTo(t, p, tg.port)
@@ -140,9 +120,46 @@ func TestFDExhaustion(t *testing.T) {
 	}
 }
 
-// fdChild is the child side: a proxy under RLIMIT_NOFILE 64, serving until
-// its stdin closes.
-func fdChild() {
+// startLowFDChild re-runs this test binary's test named test as a child
+// proxy (env set to "1" selects lowFDChild in it) and returns it with its
+// address and log. At cleanup the child's stdin closes, which stops it.
+func startLowFDChild(t *testing.T, test, env string) (*exec.Cmd, string, *logBuf) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
+	cmd.Env = append(os.Environ(), env+"=1")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	logs := &logBuf{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+			t.Errorf("the child proxy did not exit within 10s of its stdin closing")
+		}
+		if t.Failed() {
+			t.Logf("child log:\n%s", logs)
+		}
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("child gave no address: %v", err)
+	}
+	return cmd, strings.TrimSpace(strings.TrimPrefix(line, "ADDR ")), logs
+}
+
+// lowFDChild is the child side: a proxy with one loop under
+// RLIMIT_NOFILE 64, with tweak applied to its config, serving until its
+// stdin closes.
+func lowFDChild(tweak func(*Config)) {
 	lim := syscall.Rlimit{Cur: 64, Max: 64}
 	var cur syscall.Rlimit
 	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &cur)
@@ -153,13 +170,17 @@ func fdChild() {
 		os.Stderr.WriteString("setrlimit: " + err.Error() + "\n")
 		os.Exit(1)
 	}
-	e, err := Start(Config{
+	cfg := Config{
 		Listen:           []string{"127.0.0.1:0"},
 		Loops:            1,
 		Policy:           policy.MustNew([]string{"localhost"}, nil),
 		AllowPrivateDest: loopbackOK,
 		Logger:           slog.New(slog.NewTextHandler(os.Stderr, nil)),
-	})
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	e, err := Start(cfg)
 	if err != nil {
 		os.Stderr.WriteString("start: " + err.Error() + "\n")
 		os.Exit(1)

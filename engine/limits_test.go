@@ -147,3 +147,43 @@ func TestMaxConnsPerClient(t *testing.T) {
 		return err == nil && b[3] == 0
 	})
 }
+
+// TestRefusalClosesCleanlyOverUnreadBytes: a refused client that
+// pipelined more than its request (early data the proxy never reads) gets
+// its answer and then an orderly end of stream. Closing at once with those
+// bytes unread would make the kernel send a reset, which destroys an
+// answer still in flight and shows the client a reset instead of EOF; the
+// proxy shuts its write side and lingers instead.
+func TestRefusalClosesCleanlyOverUnreadBytes(t *testing.T) {
+	p := startProxy(t, []string{"localhost"}, nil)
+	for i := 0; i < 20; i++ {
+		c := dialProxy(t, p)
+		msg := socks5.AppendRequest([]byte{0x05, 0x01, 0x00}, socks5.CmdConnect, "blocked.example", 443)
+		msg = append(msg, make([]byte, 200<<10)...) // early data the refusal never reads
+		go c.Write(msg)
+		if got := readN(t, c, 2); got[0] != 5 || got[1] != 0 {
+			t.Fatalf("round %d: method % x", i, got)
+		}
+		if rep := readReply(t, c); rep != socks5.RepNotAllowed {
+			t.Fatalf("round %d: REP %v", i, rep)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := c.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+			t.Fatalf("round %d: after the answer: %d bytes, %v; want EOF (a reset means the proxy closed over unread bytes)", i, n, err)
+		}
+		c.Close()
+	}
+}
+
+// TestLingerBoundsARefusedClient: a refused client that neither reads to
+// the end nor closes is closed once Linger passes.
+func TestLingerBoundsARefusedClient(t *testing.T) {
+	p := startProxy(t, []string{"localhost"}, func(c *Config) { c.Linger = 300 * time.Millisecond })
+	c := dialProxy(t, p)
+	if rep := connect(t, c, "blocked.example", 443); rep != socks5.RepNotAllowed {
+		t.Fatalf("REP %v", rep)
+	}
+	// The client keeps its socket open and silent.
+	mustWait(t, 5*time.Second, "the lingering connection to close", func() bool { return p.e.Stats().Active == 0 })
+	expectClosed(t, c, time.Second)
+}

@@ -7,10 +7,6 @@ import (
 	"github.com/fastsocks/fastsocks/proto/socks5"
 )
 
-var (
-	errDialBackstop = errors.New("no address to connect to")
-	errDialTimeout  = errors.New("no connection within the dial timeout")
-)
 
 var netipZero netip.AddrPort
 
