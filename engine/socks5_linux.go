@@ -7,7 +7,6 @@ import (
 	"github.com/fastsocks/fastsocks/proto/socks5"
 )
 
-
 var netipZero netip.AddrPort
 
 // socksHandshake runs the SOCKS5 greeting, the username/password
